@@ -1,0 +1,787 @@
+// Package bpf loads, pins and drives hotcast's XDP fast path. It is the only
+// code that touches the BPF maps: MLD, VRRP6 and RBS go through its API.
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+// Shapes of the maps, mirrored from include/hotcast.h and checked against
+// the loaded specs by TestSpecLimits.
+const (
+	maxRoutes  = 131072
+	maxOIfSets = 16384
+	maxSetOIfs = 32
+)
+
+// Pin layout under Options.PinPath.
+const (
+	pinMaps  = "maps"
+	pinProgs = "progs"
+	pinLinks = "links"
+)
+
+// mapNames are the shared maps, created once and handed to every object.
+var mapNames = []string{"routes", "oif_sets", "route_stats", "ifaces", "reasons"}
+
+// Options configure Open.
+type Options struct {
+	// PinPath is the bpffs directory holding the pinned dataplane. Empty
+	// means nothing is pinned (tests) and everything goes with Close.
+	PinPath string
+	// XDPFlags chooses the attach mode (driver mode by default).
+	XDPFlags link.XDPAttachFlags
+	Logger   *slog.Logger
+}
+
+// Dataplane is a loaded (or adopted) fast path.
+type Dataplane struct {
+	log     *slog.Logger
+	pinPath string
+	flags   link.XDPAttachFlags
+	adopted bool
+
+	ingress *ebpf.Program
+	egress  *ebpf.Program
+	maps    map[string]*ebpf.Map
+	inner   *ebpf.MapSpec
+
+	mu        sync.Mutex
+	links     map[string]link.Link // by interface name
+	routes    map[RouteKey]installed
+	sets      map[string]*oifSet // by canonical member list
+	setByID   map[uint32]*oifSet
+	freeSets  []uint32
+	nextSet   uint32
+	freeStats []uint32
+	nextStats uint32
+}
+
+type installed struct {
+	iif   int
+	set   *oifSet // nil: empty set
+	stats uint32
+	flags RouteFlags
+}
+
+type oifSet struct {
+	id   uint32
+	oifs []int // sorted
+	refs int
+}
+
+// Open loads the programs and maps. With a PinPath that already holds a
+// dataplane it adopts it: the pinned maps (and so the routes) stay, new
+// programs replace the old ones in place through the pinned links, and
+// forwarding never stops. Otherwise it builds a new dataplane and pins it
+// atomically (in a temporary directory renamed into place).
+func Open(opts Options) (_ *Dataplane, err error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Dataplane{
+		log:       log,
+		pinPath:   opts.PinPath,
+		flags:     opts.XDPFlags,
+		maps:      map[string]*ebpf.Map{},
+		links:     map[string]link.Link{},
+		routes:    map[RouteKey]installed{},
+		sets:      map[string]*oifSet{},
+		setByID:   map[uint32]*oifSet{},
+		nextSet:   1,
+		nextStats: 0,
+	}
+	defer func() {
+		if err != nil {
+			d.closeFDs()
+		}
+	}()
+
+	ingSpec, err := loadIngress()
+	if err != nil {
+		return nil, fmt.Errorf("load ingress spec: %w", err)
+	}
+	devSpec, err := loadDevmap()
+	if err != nil {
+		return nil, fmt.Errorf("load devmap spec: %w", err)
+	}
+	d.inner = ingSpec.Maps["oif_sets"].InnerMap.Copy()
+
+	if d.pinPath != "" {
+		if err := ensureBPFFS(d.pinPath); err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(filepath.Join(d.pinPath, pinMaps)); err == nil {
+			d.adopted = true
+		}
+	}
+	for _, name := range mapNames {
+		spec := ingSpec.Maps[name]
+		var m *ebpf.Map
+		if d.adopted {
+			m, err = ebpf.LoadPinnedMap(filepath.Join(d.pinPath, pinMaps, name), nil)
+			if err != nil {
+				return nil, fmt.Errorf("adopt pinned map %s: %w", name, err)
+			}
+			if err := compatible(spec, m); err != nil {
+				m.Close()
+				return nil, fmt.Errorf("adopt pinned map %s (run hotcastd --cleanup to start afresh): %w", name, err)
+			}
+		} else {
+			m, err = ebpf.NewMap(spec)
+			if err != nil {
+				return nil, fmt.Errorf("create map %s: %w", name, err)
+			}
+		}
+		d.maps[name] = m
+	}
+
+	var ing ingressObjects
+	if err := ingSpec.LoadAndAssign(&ing, &ebpf.CollectionOptions{MapReplacements: d.maps}); err != nil {
+		return nil, fmt.Errorf("load ingress program: %+v", err)
+	}
+	closeMaps(ing.ingressMaps)
+	d.ingress = ing.HcIngress
+	var dev devmapObjects
+	if err := devSpec.LoadAndAssign(&dev, &ebpf.CollectionOptions{MapReplacements: d.maps}); err != nil {
+		return nil, fmt.Errorf("load devmap program: %+v", err)
+	}
+	closeMaps(dev.devmapMaps)
+	d.egress = dev.HcEgress
+
+	if d.adopted {
+		if err := d.adopt(); err != nil {
+			return nil, err
+		}
+		log.Info("adopted pinned dataplane", "pin_path", d.pinPath, "routes", len(d.routes), "sets", len(d.setByID), "links", len(d.links))
+	} else if d.pinPath != "" {
+		if err := d.pinNew(); err != nil {
+			return nil, err
+		}
+		log.Info("pinned new dataplane", "pin_path", d.pinPath)
+	}
+	return d, nil
+}
+
+func closeMaps(ms any) {
+	switch m := ms.(type) {
+	case ingressMaps:
+		m.Close()
+	case devmapMaps:
+		m.Close()
+	}
+}
+
+// compatible reports whether a pinned map has the shape this build expects.
+func compatible(spec *ebpf.MapSpec, m *ebpf.Map) error {
+	switch {
+	case m.Type() != spec.Type:
+		return fmt.Errorf("type %s, want %s", m.Type(), spec.Type)
+	case m.KeySize() != spec.KeySize:
+		return fmt.Errorf("key size %d, want %d", m.KeySize(), spec.KeySize)
+	case m.ValueSize() != spec.ValueSize:
+		return fmt.Errorf("value size %d, want %d", m.ValueSize(), spec.ValueSize)
+	case m.MaxEntries() != spec.MaxEntries:
+		return fmt.Errorf("max entries %d, want %d", m.MaxEntries(), spec.MaxEntries)
+	}
+	return nil
+}
+
+// pinNew pins maps and programs into a temporary directory, then renames it
+// into place, so a half-pinned dataplane is never visible.
+func (d *Dataplane) pinNew() error {
+	tmp := d.pinPath + ".tmp-" + strconv.Itoa(os.Getpid())
+	_ = os.RemoveAll(tmp)
+	for _, sub := range []string{pinMaps, pinProgs, pinLinks} {
+		if err := os.MkdirAll(filepath.Join(tmp, sub), 0o700); err != nil {
+			return fmt.Errorf("create pin directory: %w", err)
+		}
+	}
+	fail := func(err error) error {
+		_ = os.RemoveAll(tmp)
+		return err
+	}
+	for name, m := range d.maps {
+		if err := m.Pin(filepath.Join(tmp, pinMaps, name)); err != nil {
+			return fail(fmt.Errorf("pin map %s: %w", name, err))
+		}
+	}
+	if err := d.pinPrograms(tmp); err != nil {
+		return fail(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(d.pinPath), 0o700); err != nil {
+		return fail(fmt.Errorf("create pin parent: %w", err))
+	}
+	if err := os.Rename(tmp, d.pinPath); err != nil {
+		return fail(fmt.Errorf("move pins into place: %w", err))
+	}
+	// Pinned objects remember their path: re-point them at the final one.
+	for name, m := range d.maps {
+		if err := m.Unpin(); err == nil {
+			_ = m.Pin(filepath.Join(d.pinPath, pinMaps, name))
+		}
+	}
+	return d.pinPrograms(d.pinPath)
+}
+
+func (d *Dataplane) pinPrograms(dir string) error {
+	for name, p := range map[string]*ebpf.Program{"hc_ingress": d.ingress, "hc_egress": d.egress} {
+		path := filepath.Join(dir, pinProgs, name)
+		_ = os.Remove(path)
+		if err := p.Pin(path); err != nil {
+			return fmt.Errorf("pin program %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// adopt rebuilds the Go view (routes, sets, counters slots) from the pinned
+// maps, points every set at the new egress program and every pinned link at
+// the new ingress program. Nothing is flushed: traffic keeps flowing.
+func (d *Dataplane) adopt() error {
+	var (
+		k   ingressHcRouteKey
+		v   ingressHcRoute
+		ids = map[uint32]bool{}
+	)
+	maxStats := int64(-1)
+	usedStats := map[uint32]bool{}
+	routeSet := map[RouteKey]uint32{}
+	it := d.maps["routes"].Iterate()
+	for it.Next(&k, &v) {
+		key := keyFromBPF(k)
+		d.routes[key] = installed{iif: int(v.Iif), stats: v.StatsIdx, flags: RouteFlags(v.Flags)}
+		if v.SetId != 0 {
+			ids[v.SetId] = true
+			routeSet[key] = v.SetId
+		}
+		usedStats[v.StatsIdx] = true
+		maxStats = max(maxStats, int64(v.StatsIdx))
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read pinned routes: %w", err)
+	}
+	for id := range ids {
+		var inner *ebpf.Map
+		if err := d.maps["oif_sets"].Lookup(id, &inner); err != nil {
+			return fmt.Errorf("read pinned set %d: %w", id, err)
+		}
+		var ifx uint32
+		var oifs []int
+		iit := inner.Iterate()
+		var val devmapVal
+		for iit.Next(&ifx, &val) {
+			oifs = append(oifs, int(ifx))
+		}
+		if err := iit.Err(); err != nil {
+			inner.Close()
+			return fmt.Errorf("read pinned set %d: %w", id, err)
+		}
+		// Swap in the new egress program, entry by entry (each update is
+		// atomic for the datapath).
+		for _, o := range oifs {
+			if err := inner.Put(uint32(o), devmapVal{Ifindex: uint32(o), ProgFD: uint32(d.egress.FD())}); err != nil {
+				inner.Close()
+				return fmt.Errorf("update egress program in set %d: %w", id, err)
+			}
+		}
+		inner.Close()
+		slices.Sort(oifs)
+		s := &oifSet{id: id, oifs: oifs}
+		d.sets[setName(oifs)] = s
+		d.setByID[id] = s
+		d.nextSet = max(d.nextSet, id+1)
+	}
+	for key, id := range routeSet {
+		r := d.routes[key]
+		r.set = d.setByID[id]
+		r.set.refs++
+		d.routes[key] = r
+	}
+	for id := uint32(1); id < d.nextSet; id++ {
+		if d.setByID[id] == nil {
+			d.freeSets = append(d.freeSets, id)
+		}
+	}
+	d.nextStats = uint32(maxStats + 1)
+	for i := uint32(0); i < d.nextStats; i++ {
+		if !usedStats[i] {
+			d.freeStats = append(d.freeStats, i)
+		}
+	}
+
+	if err := d.pinPrograms(d.pinPath); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(filepath.Join(d.pinPath, pinLinks))
+	if err != nil {
+		return fmt.Errorf("read pinned links: %w", err)
+	}
+	for _, e := range entries {
+		path := filepath.Join(d.pinPath, pinLinks, e.Name())
+		l, err := link.LoadPinnedLink(path, nil)
+		if err != nil {
+			d.log.Warn("dropping unusable pinned link", "path", path, "err", err)
+			_ = os.Remove(path)
+			continue
+		}
+		if err := l.Update(d.ingress); err != nil {
+			l.Close()
+			return fmt.Errorf("update pinned link %s: %w", e.Name(), err)
+		}
+		d.links[e.Name()] = l
+	}
+	return nil
+}
+
+// devmapVal is the kernel's UAPI struct bpf_devmap_val (linux/bpf.h), the
+// value of an outgoing set: the map is declared by size in maps.h, so there
+// is no hotcast type for bpf2go to export.
+type devmapVal struct {
+	Ifindex uint32
+	ProgFD  uint32
+}
+
+// Adopted reports whether Open took over a pinned dataplane.
+func (d *Dataplane) Adopted() bool { return d.adopted }
+
+// Close releases this process's handles. Pinned programs, maps and links
+// stay: forwarding goes on without the daemon. Without a pin path,
+// everything is detached and freed.
+func (d *Dataplane) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closeFDs()
+	return nil
+}
+
+func (d *Dataplane) closeFDs() {
+	for _, l := range d.links {
+		l.Close()
+	}
+	clear(d.links)
+	for _, m := range d.maps {
+		m.Close()
+	}
+	if d.ingress != nil {
+		d.ingress.Close()
+	}
+	if d.egress != nil {
+		d.egress.Close()
+	}
+}
+
+// Cleanup removes a pinned dataplane: links (which detaches the programs
+// from the interfaces), programs and maps.
+func Cleanup(pinPath string) error {
+	if pinPath == "" {
+		return nil
+	}
+	var errs []error
+	entries, _ := os.ReadDir(filepath.Join(pinPath, pinLinks))
+	for _, e := range entries {
+		path := filepath.Join(pinPath, pinLinks, e.Name())
+		if l, err := link.LoadPinnedLink(path, nil); err == nil {
+			if err := l.Unpin(); err != nil {
+				errs = append(errs, fmt.Errorf("unpin link %s: %w", e.Name(), err))
+			}
+			l.Close()
+		}
+	}
+	if err := os.RemoveAll(pinPath); err != nil {
+		errs = append(errs, fmt.Errorf("remove %s: %w", pinPath, err))
+	}
+	return errors.Join(errs...)
+}
+
+// Attach attaches the ingress program to an interface (bpf_link, pinned
+// as links/NAME). With an adopted link already there, it is kept (it runs
+// the new program since Open). The caller's goroutine must be in the
+// interface's network namespace.
+func (d *Dataplane) Attach(name string, ifindex int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if l, ok := d.links[name]; ok {
+		info, err := l.Info()
+		if err == nil {
+			if x := info.XDP(); x != nil && int(x.Ifindex) == ifindex {
+				return nil
+			}
+		}
+		// The interface was recreated: the old link is dead.
+		_ = l.Unpin()
+		l.Close()
+		delete(d.links, name)
+	}
+	l, err := link.AttachXDP(link.XDPOptions{Program: d.ingress, Interface: ifindex, Flags: d.flags})
+	if err != nil {
+		return fmt.Errorf("attach xdp to %s: %w", name, err)
+	}
+	if d.pinPath != "" {
+		if err := l.Pin(filepath.Join(d.pinPath, pinLinks, name)); err != nil {
+			l.Close()
+			return fmt.Errorf("pin link of %s: %w", name, err)
+		}
+	}
+	d.links[name] = l
+	d.log.Info("attached", "interface", name, "ifindex", ifindex)
+	return nil
+}
+
+// Detach removes the program from an interface and forgets its link.
+func (d *Dataplane) Detach(name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l, ok := d.links[name]
+	if !ok {
+		return nil
+	}
+	delete(d.links, name)
+	if d.pinPath != "" {
+		if err := l.Unpin(); err != nil {
+			l.Close()
+			return fmt.Errorf("unpin link of %s: %w", name, err)
+		}
+	}
+	return l.Close()
+}
+
+// Attached lists the interface names with a link.
+func (d *Dataplane) Attached() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	names := make([]string, 0, len(d.links))
+	for n := range d.links {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Iface is an interface's entry in the ifaces map.
+type Iface struct {
+	Gate   Gate
+	SrcMAC net.HardwareAddr
+}
+
+// SetIface writes an interface's gate and source MAC in one map write (a
+// VRRP switchover is exactly this call).
+func (d *Dataplane) SetIface(ifindex int, ifc Iface) error {
+	var v ingressHcIface
+	if len(ifc.SrcMAC) != 6 {
+		return fmt.Errorf("interface %d: source mac %q is not 6 bytes", ifindex, ifc.SrcMAC)
+	}
+	copy(v.SrcMac[:], ifc.SrcMAC)
+	v.Gate = ifc.Gate
+	if err := d.maps["ifaces"].Put(uint32(ifindex), v); err != nil {
+		return fmt.Errorf("set interface %d: %w", ifindex, err)
+	}
+	return nil
+}
+
+// EnsureIface writes the interface's entry only when it has none (a
+// restarted daemon keeps the gate the previous one left, so forwarding does
+// not pause while VRRP re-learns its state). It returns the entry in force.
+func (d *Dataplane) EnsureIface(ifindex int, initial Iface) (Iface, error) {
+	if cur, err := d.Iface(ifindex); err == nil {
+		return cur, nil
+	}
+	return initial, d.SetIface(ifindex, initial)
+}
+
+// SetGate changes only the gate of an interface.
+func (d *Dataplane) SetGate(ifindex int, g Gate) error {
+	cur, err := d.Iface(ifindex)
+	if err != nil {
+		return err
+	}
+	cur.Gate = g
+	return d.SetIface(ifindex, cur)
+}
+
+// Iface reads an interface's entry.
+func (d *Dataplane) Iface(ifindex int) (Iface, error) {
+	var v ingressHcIface
+	if err := d.maps["ifaces"].Lookup(uint32(ifindex), &v); err != nil {
+		return Iface{}, fmt.Errorf("interface %d: %w", ifindex, err)
+	}
+	return Iface{Gate: v.Gate, SrcMAC: net.HardwareAddr(slices.Clone(v.SrcMac[:]))}, nil
+}
+
+// DeleteIface removes an interface's entry: copies toward it are dropped.
+func (d *Dataplane) DeleteIface(ifindex int) error {
+	if err := d.maps["ifaces"].Delete(uint32(ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete interface %d: %w", ifindex, err)
+	}
+	return nil
+}
+
+func setName(oifs []int) string {
+	var b strings.Builder
+	for i, o := range oifs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(o))
+	}
+	return b.String()
+}
+
+// acquireSet returns the set for oifs (sorted, deduplicated), creating its
+// DEVMAP_HASH when new, with one more reference. nil for the empty set.
+func (d *Dataplane) acquireSet(oifs []int) (*oifSet, error) {
+	if len(oifs) == 0 {
+		return nil, nil
+	}
+	name := setName(oifs)
+	if s, ok := d.sets[name]; ok {
+		s.refs++
+		return s, nil
+	}
+	var id uint32
+	if n := len(d.freeSets); n > 0 {
+		id = d.freeSets[n-1]
+		d.freeSets = d.freeSets[:n-1]
+	} else {
+		if d.nextSet >= maxOIfSets {
+			return nil, fmt.Errorf("outgoing sets exhausted (%d)", maxOIfSets-1)
+		}
+		id = d.nextSet
+		d.nextSet++
+	}
+	inner, err := ebpf.NewMap(d.inner)
+	if err != nil {
+		d.freeSets = append(d.freeSets, id)
+		return nil, fmt.Errorf("create outgoing set: %w", err)
+	}
+	defer inner.Close()
+	for _, o := range oifs {
+		if err := inner.Put(uint32(o), devmapVal{Ifindex: uint32(o), ProgFD: uint32(d.egress.FD())}); err != nil {
+			d.freeSets = append(d.freeSets, id)
+			return nil, fmt.Errorf("outgoing set: add interface %d: %w", o, err)
+		}
+	}
+	if err := d.maps["oif_sets"].Put(id, inner); err != nil {
+		d.freeSets = append(d.freeSets, id)
+		return nil, fmt.Errorf("install outgoing set %d: %w", id, err)
+	}
+	s := &oifSet{id: id, oifs: slices.Clone(oifs), refs: 1}
+	d.sets[name] = s
+	d.setByID[id] = s
+	return s, nil
+}
+
+func (d *Dataplane) releaseSet(s *oifSet) error {
+	if s == nil {
+		return nil
+	}
+	s.refs--
+	if s.refs > 0 {
+		return nil
+	}
+	delete(d.sets, setName(s.oifs))
+	delete(d.setByID, s.id)
+	d.freeSets = append(d.freeSets, s.id)
+	if err := d.maps["oif_sets"].Delete(s.id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("remove outgoing set %d: %w", s.id, err)
+	}
+	return nil
+}
+
+func (d *Dataplane) allocStats() (uint32, error) {
+	if n := len(d.freeStats); n > 0 {
+		idx := d.freeStats[n-1]
+		d.freeStats = d.freeStats[:n-1]
+		// A reused slot may hold an old route's counts.
+		zero := make([]ingressHcCounter, ebpf.MustPossibleCPU())
+		if err := d.maps["route_stats"].Put(idx, zero); err != nil {
+			return 0, fmt.Errorf("reset counters %d: %w", idx, err)
+		}
+		return idx, nil
+	}
+	if d.nextStats >= maxRoutes {
+		return 0, fmt.Errorf("routes exhausted (%d)", maxRoutes)
+	}
+	idx := d.nextStats
+	d.nextStats++
+	return idx, nil
+}
+
+func normalizeOIfs(oifs []int) []int {
+	out := slices.Clone(oifs)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// ReplaceRoutes adds or replaces routes in one batch map update. A route's
+// counters survive a replace. When a key appears twice, the last one wins.
+func (d *Dataplane) ReplaceRoutes(rs []Route) error {
+	for _, r := range rs {
+		if err := r.Validate(); err != nil {
+			return err
+		}
+	}
+	last := make(map[RouteKey]int, len(rs))
+	for i, r := range rs {
+		last[r.RouteKey.normalize()] = i
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+
+	keys := make([]ingressHcRouteKey, 0, len(last))
+	vals := make([]ingressHcRoute, 0, len(last))
+	next := make(map[RouteKey]installed, len(last))
+	var fresh []uint32 // counters slots taken for new routes
+	undo := func() {
+		for _, n := range next {
+			_ = d.releaseSet(n.set)
+		}
+		d.freeStats = append(d.freeStats, fresh...)
+	}
+	for i, r := range rs {
+		key := r.RouteKey.normalize()
+		if last[key] != i {
+			continue
+		}
+		s, err := d.acquireSet(normalizeOIfs(r.OIfs))
+		if err != nil {
+			undo()
+			return err
+		}
+		cur, exists := d.routes[key]
+		stats := cur.stats
+		if !exists {
+			if stats, err = d.allocStats(); err != nil {
+				_ = d.releaseSet(s)
+				undo()
+				return err
+			}
+			fresh = append(fresh, stats)
+		}
+		next[key] = installed{iif: r.IIf, set: s, stats: stats, flags: r.Flags}
+		keys = append(keys, key.bpfKey())
+		vals = append(vals, ingressHcRoute{Iif: uint32(r.IIf), SetId: setID(s), StatsIdx: stats, Flags: uint32(r.Flags)})
+	}
+	if len(keys) > 0 {
+		if _, err := d.maps["routes"].BatchUpdate(keys, vals, nil); err != nil {
+			undo()
+			return fmt.Errorf("install %d routes: %w", len(keys), err)
+		}
+	}
+	// The routes point at their new sets now: the old ones can go.
+	var errs []error
+	for k, v := range next {
+		if cur, ok := d.routes[k]; ok {
+			errs = append(errs, d.releaseSet(cur.set))
+		}
+		d.routes[k] = v
+	}
+	return errors.Join(errs...)
+}
+
+func setID(s *oifSet) uint32 {
+	if s == nil {
+		return 0
+	}
+	return s.id
+}
+
+// DeleteRoutes removes routes in one batch; unknown keys are ignored.
+func (d *Dataplane) DeleteRoutes(keys []RouteKey) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var bkeys []ingressHcRouteKey
+	var gone []installed
+	seen := map[RouteKey]bool{}
+	for _, k := range keys {
+		k = k.normalize()
+		r, ok := d.routes[k]
+		if !ok || seen[k] {
+			continue
+		}
+		seen[k] = true
+		bkeys = append(bkeys, k.bpfKey())
+		gone = append(gone, r)
+	}
+	if len(bkeys) == 0 {
+		return nil
+	}
+	if _, err := d.maps["routes"].BatchDelete(bkeys, nil); err != nil {
+		return fmt.Errorf("delete %d routes: %w", len(bkeys), err)
+	}
+	var errs []error
+	for k := range seen {
+		delete(d.routes, k)
+	}
+	for _, r := range gone {
+		d.freeStats = append(d.freeStats, r.stats)
+		errs = append(errs, d.releaseSet(r.set))
+	}
+	return errors.Join(errs...)
+}
+
+// Routes returns every route with its counters, sorted by group then source.
+func (d *Dataplane) Routes() ([]RouteStats, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]RouteStats, 0, len(d.routes))
+	var per []ingressHcCounter
+	for k, r := range d.routes {
+		rs := RouteStats{Route: Route{RouteKey: k, IIf: r.iif, Flags: r.flags}}
+		if r.set != nil {
+			rs.OIfs = slices.Clone(r.set.oifs)
+		}
+		if err := d.maps["route_stats"].Lookup(r.stats, &per); err != nil {
+			return nil, fmt.Errorf("read counters of %s: %w", k, err)
+		}
+		for _, c := range per {
+			rs.Packets += c.Packets
+			rs.Bytes += c.Bytes
+		}
+		out = append(out, rs)
+	}
+	slices.SortFunc(out, func(a, b RouteStats) int {
+		if c := a.Group.Compare(b.Group); c != 0 {
+			return c
+		}
+		return a.Source.Compare(b.Source)
+	})
+	return out, nil
+}
+
+// Reasons returns the frame counts by reason, summed over CPUs.
+func (d *Dataplane) Reasons() (map[Reason]uint64, error) {
+	out := make(map[Reason]uint64, numReasons)
+	var per []uint64
+	for r := Reason(0); r < numReasons; r++ {
+		if err := d.maps["reasons"].Lookup(r, &per); err != nil {
+			return nil, fmt.Errorf("read reason %s: %w", ReasonName(r), err)
+		}
+		var sum uint64
+		for _, v := range per {
+			sum += v
+		}
+		out[r] = sum
+	}
+	return out, nil
+}
+
+// SetCount is the number of distinct outgoing sets in use.
+func (d *Dataplane) SetCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.setByID)
+}

@@ -1,0 +1,11 @@
+package bpf
+
+// The BPF objects are generated with the clang that Debian 12 ships
+// (clang-14); see the Makefile's generate target. The generated
+// *_bpfel.go/.o files are committed so that go build and go test need no
+// clang.
+
+//go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target bpfel -type hc_route_key -type hc_route -type hc_counter -type hc_iface -type hc_gate -type hc_reason -type xdp_md ingress xdp_ingress.c
+//go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target bpfel devmap xdp_devmap.c
+//go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target bpfel testshim xdp_testshim.c
+//go:generate go tool bpf2go -cc $BPF_CLANG -cflags $BPF_CFLAGS -target bpfel -type sink_key sink xdp_sink.c

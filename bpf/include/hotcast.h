@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Types shared between the BPF programs and the Go control plane. Go sees
+ * them only through `bpf2go -type`, never through hand-written copies.
+ */
+#ifndef HOTCAST_H
+#define HOTCAST_H
+
+#include <linux/types.h>
+
+/* Limits. Changing one changes a map's shape: a pinned dataplane built with
+ * other limits is refused at adoption (the daemon says so), see docs/. */
+#define HC_MAX_ROUTES 131072   /* (S,G) and (*,G) entries */
+#define HC_MAX_OIF_SETS 16384  /* distinct outgoing-interface sets */
+#define HC_MAX_SET_OIFS 32     /* interfaces per set: the kernel walks every
+                                * bucket of a DEVMAP_HASH per broadcast, so
+                                * keep it small */
+#define HC_MAX_IFACES 256      /* interfaces hotcast knows */
+#define HC_MAX_EXT_HDRS 8      /* IPv6 extension headers walked */
+#define HC_MAX_HBH_OPTS 8      /* Hop-by-Hop options scanned for Router Alert */
+
+/* The forwarding gate of an egress interface (multicast track vrrp6). */
+enum hc_gate {
+	HC_GATE_MUTED = 0,
+	HC_GATE_FORWARD = 1,
+};
+
+/* What happened to a frame. Every verdict the programs take is counted
+ * under exactly one reason per program (ingress, then egress per copy). */
+enum hc_reason {
+	HC_R_FORWARDED = 0,       /* ingress: replicated to a route's set */
+	HC_R_PASS_NOT_IPV6,       /* ingress: not IPv6: to the stack */
+	HC_R_PASS_UNICAST,        /* ingress: IPv6 unicast: to the stack */
+	HC_R_PASS_LOCAL_SCOPE,    /* ingress: ff00::/16, ff01::/16, ff02::/16 */
+	HC_R_PASS_ROUTER_ALERT,   /* ingress: Hop-by-Hop Router Alert */
+	HC_R_PASS_MLD,            /* ingress: ICMPv6 130/131/132/143 */
+	HC_R_PASS_PIM,            /* ingress: next header 103 */
+	HC_R_PASS_VRRP,           /* ingress: next header 112 */
+	HC_R_PASS_MISS,           /* ingress: no (S,G) nor (*,G) route */
+	HC_R_PASS_HOP_LIMIT,      /* ingress: hop limit <= 1, not forwarded */
+	HC_R_DROP_MALFORMED,      /* ingress: truncated/malformed headers */
+	HC_R_DROP_RPF,            /* ingress: arrived on the wrong interface */
+	HC_R_DROP_NO_OIF,         /* ingress: route with an empty set */
+	HC_R_DROP_REDIRECT,       /* ingress: the redirect helper failed */
+	HC_R_EGRESS_SENT,         /* egress: a copy left */
+	HC_R_EGRESS_MUTED,        /* egress: gate muted, copy dropped */
+	HC_R_EGRESS_UNKNOWN,      /* egress: interface not configured */
+	HC_R_EGRESS_MALFORMED,    /* egress: copy shorter than Ethernet */
+	HC_R_MAX,
+};
+
+/* Key of the routes map. src all-zero means (*,G). */
+struct hc_route_key {
+	__u8 src[16];
+	__u8 grp[16];
+};
+
+/* Value of the routes map. */
+struct hc_route {
+	__u32 iif;       /* RPF: the only interface the route accepts */
+	__u32 set_id;    /* index into oif_sets; 0 = empty set */
+	__u32 stats_idx; /* index into route_stats */
+	__u32 flags;     /* HC_ROUTE_F_* */
+};
+
+#define HC_ROUTE_F_STATIC (1U << 0) /* from the configuration */
+#define HC_ROUTE_F_SYNCED (1U << 1) /* learned through RBS */
+
+/* Per-route counters (per-CPU). */
+struct hc_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Value of the ifaces map. Gate and source MAC sit in one value so that a
+ * VRRP switchover (gate + virtual MAC) is a single map write. */
+struct hc_iface {
+	__u8 src_mac[6];   /* source MAC of copies: own MAC or VRRP virtual MAC */
+	__u8 flags;
+	__u8 pad;
+	enum hc_gate gate;
+};
+
+#endif /* HOTCAST_H */
