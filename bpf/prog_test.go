@@ -2,9 +2,9 @@ package bpf
 
 import (
 	"bytes"
-	"fmt"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -123,8 +123,8 @@ func TestIngress(t *testing.T) {
 	routes := []Route{
 		{RouteKey: RouteKey{Source: srcS, Group: grpG}, IIf: lo, OIfs: []int{oifA, oifB}},
 		{RouteKey: RouteKey{Group: grpG}, IIf: lo, OIfs: []int{oifA}},
-		{RouteKey: RouteKey{Group: grpG2}, IIf: 2, OIfs: []int{oifA}},                      // RPF elsewhere
-		{RouteKey: RouteKey{Source: otherS, Group: grpG2}, IIf: lo},                         // empty set
+		{RouteKey: RouteKey{Group: grpG2}, IIf: 2, OIfs: []int{oifA}}, // RPF elsewhere
+		{RouteKey: RouteKey{Source: otherS, Group: grpG2}, IIf: lo},   // empty set
 		{RouteKey: RouteKey{Source: srcS, Group: netip.MustParseAddr("ff05::7")}, IIf: lo, OIfs: []int{oifB}},
 	}
 	if err := d.ReplaceRoutes(routes); err != nil {
@@ -132,7 +132,9 @@ func TestIngress(t *testing.T) {
 	}
 	udp := func(hl uint8) frame { return frame{src: srcS, dst: grpG, hopLimit: hl} }
 	withExt := func(f frame, e ...extHdr) frame { f.ext = e; return f }
-	dest := func(n int) extHdr { return extHdr{typ: 60, body: append([]byte{1, byte(n*8 + 4)}, make([]byte, n*8+4)...)} }
+	dest := func(n int) extHdr {
+		return extHdr{typ: 60, body: append([]byte{1, byte(n*8 + 4)}, make([]byte, n*8+4)...)}
+	}
 	frag := func(off uint16) extHdr {
 		b := make([]byte, 6)
 		binary.BigEndian.PutUint16(b, off<<3|1)
