@@ -203,7 +203,8 @@ func compatible(spec *ebpf.MapSpec, m *ebpf.Map) error {
 // pinNew pins maps and programs into a temporary directory, then renames it
 // into place, so a half-pinned dataplane is never visible.
 func (d *Dataplane) pinNew() error {
-	tmp := d.pinPath + ".tmp-" + strconv.Itoa(os.Getpid())
+	// bpffs refuses names with dots.
+	tmp := d.pinPath + "_tmp_" + strconv.Itoa(os.Getpid())
 	_ = os.RemoveAll(tmp)
 	for _, sub := range []string{pinMaps, pinProgs, pinLinks} {
 		if err := os.MkdirAll(filepath.Join(tmp, sub), 0o700); err != nil {
@@ -342,10 +343,16 @@ func (d *Dataplane) adopt() error {
 			l.Close()
 			return fmt.Errorf("update pinned link %s: %w", e.Name(), err)
 		}
-		d.links[e.Name()] = l
+		d.links[ifname(e.Name())] = l
 	}
 	return nil
 }
+
+// linkPin and ifname map interface names to pin names and back: bpffs
+// refuses dots (VLAN devices are named eth0.100) and interface names cannot
+// contain colons.
+func linkPin(ifname string) string { return strings.ReplaceAll(ifname, ".", ":") }
+func ifname(pin string) string     { return strings.ReplaceAll(pin, ":", ".") }
 
 // devmapVal is the kernel's UAPI struct bpf_devmap_val (linux/bpf.h), the
 // value of an outgoing set: the map is declared by size in maps.h, so there
@@ -431,7 +438,7 @@ func (d *Dataplane) Attach(name string, ifindex int) error {
 		return fmt.Errorf("attach xdp to %s: %w", name, err)
 	}
 	if d.pinPath != "" {
-		if err := l.Pin(filepath.Join(d.pinPath, pinLinks, name)); err != nil {
+		if err := l.Pin(filepath.Join(d.pinPath, pinLinks, linkPin(name))); err != nil {
 			l.Close()
 			return fmt.Errorf("pin link of %s: %w", name, err)
 		}

@@ -1,0 +1,280 @@
+// Package config loads and validates the hotcastd configuration file
+// (/etc/hotcast/hotcast.yaml).
+//
+// The schema mirrors the Huawei VRP commands of the "MLD dual-device hot
+// backup in a VRRP6 scenario" example: remote-backup-service (RBS),
+// remote-backup-profile (RBP), vrrp6 vrid, mld and multicast ipv6 commands.
+// docs/configuration.md documents every key.
+//
+// Loading is a pure function of the file contents: the YAML is decoded
+// strictly (unknown keys are errors) into a raw structure, converted into
+// [Config] with defaults applied, and then checked by [Config.Validate]. Every
+// problem found is reported, each as a [FieldError] naming the key path, and
+// no partially validated Config is ever returned.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Defaults applied by [Load], [LoadBytes] and [Parse] to keys that are
+// absent from the file.
+const (
+	DefaultSocketDir    = "/run/hotcast" // api.socket = DefaultSocketDir/<sysname>.sock
+	DefaultPinDir       = "/sys/fs/bpf/hotcast"
+	DefaultXDPMode      = XDPNative
+	DefaultUpstreamMode = UpstreamStatic
+	DefaultRBSPort      = 1025 // VRP remote-backup-service ... port default
+	DefaultPeerBackup   = BackupHot
+
+	DefaultMLDVersion                = 2
+	DefaultQueryInterval             = 125 * time.Second // RFC 3810 §9.2
+	DefaultRobustness                = 2                 // RFC 3810 §9.1
+	DefaultMaxResponseTime           = 10 * time.Second  // RFC 3810 §9.3
+	DefaultLastListenerQueryInterval = 1 * time.Second   // RFC 3810 §9.8
+	DefaultRequireRouterAlert        = true              // RFC 3810 §5
+	DefaultMaxGroups                 = 4096
+
+	DefaultPriority          = 100 // RFC 9568 §5.2.4, VRP default
+	DefaultPreempt           = true
+	DefaultAdvertiseInterval = 1 * time.Second // RFC 9568 §5.2.7
+	DefaultTrackReduced      = 10              // VRP "track interface ... reduced" default
+)
+
+// XDPMode selects how the XDP program is attached.
+type XDPMode string
+
+// XDP attach modes.
+const (
+	XDPNative  XDPMode = "native"  // driver mode (XDP_FLAGS_DRV_MODE)
+	XDPGeneric XDPMode = "generic" // SKB mode (XDP_FLAGS_SKB_MODE), for veth labs
+)
+
+// UpstreamMode selects how groups learned from MLD are pulled from upstream.
+type UpstreamMode string
+
+// Upstream modes.
+const (
+	// UpstreamStatic: traffic arrives on the upstream interface without
+	// hotcast asking for it (static joins upstream, or flooding).
+	UpstreamStatic UpstreamMode = "static"
+	// UpstreamMLDProxy: hotcast reports the union of downstream membership
+	// on the upstream interface as an MLD host (RFC 4605).
+	UpstreamMLDProxy UpstreamMode = "mld-proxy"
+)
+
+// BackupMode is the RBP "peer-backup" mode.
+type BackupMode string
+
+// Backup modes. VRP also has cold and warm backup; hotcast implements hot
+// backup only.
+const (
+	BackupHot BackupMode = "hot"
+)
+
+// ServiceType is an RBP "service-type".
+type ServiceType string
+
+// Service types. VRP knows others (igmp, ...); hotcast backs up MLD only.
+const (
+	ServiceMLD ServiceType = "mld"
+)
+
+// Config is a fully validated hotcastd configuration. Values returned by
+// [Load], [LoadBytes] and [Parse] have every default filled in.
+type Config struct {
+	// Sysname names this router (VRP "sysname"); it also names the default
+	// socket and pin paths.
+	Sysname    string
+	API        API
+	BPF        BPF
+	Multicast  Multicast
+	Services   []RBS       // remote-backup-services
+	Profiles   []RBP       // remote-backup-profiles
+	Interfaces []Interface // interfaces
+}
+
+// API is the local control and metrics endpoint.
+type API struct {
+	Socket        string // unix socket path for hotcastctl
+	MetricsListen string // host:port for Prometheus metrics; "" disables
+}
+
+// BPF is where the dataplane is pinned and how it is attached.
+type BPF struct {
+	PinPath string // directory on a bpffs
+	XDPMode XDPMode
+}
+
+// Multicast is the global multicast routing configuration (VRP "multicast
+// ipv6 routing-enable" and static routes).
+type Multicast struct {
+	RoutingEnable bool
+	Upstream      Upstream
+	StaticRoutes  []StaticRoute
+}
+
+// Upstream is where multicast traffic comes from.
+type Upstream struct {
+	Interface string // RPF interface for groups learned through MLD
+	Mode      UpstreamMode
+}
+
+// StaticRoute is a configured (S,G) route, or (*,G) when Source is the zero
+// Addr.
+type StaticRoute struct {
+	Group      netip.Addr
+	Source     netip.Addr // zero for (*,G)
+	Incoming   string     // defaults to Multicast.Upstream.Interface
+	Interfaces []string   // outgoing interfaces
+}
+
+// RBS is a remote backup service: the TCP channel to the peer router (VRP
+// "remote-backup-service NAME" / "peer-ipv6 ... source-ipv6 ... port ...").
+type RBS struct {
+	Name       string
+	PeerIPv6   netip.Addr
+	SourceIPv6 netip.Addr
+	Port       uint16
+	HoldTime   time.Duration // 0: the RBS implementation's default
+	TLS        *TLS          // nil: plain TCP
+}
+
+// TLS configures TLS 1.3 with mutual authentication on an RBS channel.
+type TLS struct {
+	Cert string
+	Key  string
+	CA   string
+}
+
+// RBP is a remote backup profile (VRP "remote-backup-profile NAME"): which
+// services are backed up over which RBS, and which VRRP6 group decides who is
+// master.
+type RBP struct {
+	Name         string
+	ServiceTypes []ServiceType // VRP "service-type mld"
+	BackupID     uint16        // VRP "backup-id ID remote-backup-service NAME"
+	Service      string        // RBS name
+	PeerBackup   BackupMode    // VRP "peer-backup hot"
+	VRRP6        VRRP6Ref      // VRP "vrrp6-id VRID interface IF"
+}
+
+// VRRP6Ref names a VRRP6 group by interface and VRID.
+type VRRP6Ref struct {
+	VRID      uint8
+	Interface string
+}
+
+// Interface is the per-interface configuration.
+type Interface struct {
+	Name  string // Linux interface name
+	MLD   MLD
+	VRRP6 []VRRP6
+	// MulticastTrackVRRP6 is the VRID whose state gates multicast forwarding
+	// on this interface (VRP "multicast ipv6 track vrrp6 vrid N"); 0: none.
+	MulticastTrackVRRP6 uint8
+	// RemoteBackupProfile binds the interface to an RBP (VRP
+	// "remote-backup-profile NAME" in the interface view); "": none.
+	RemoteBackupProfile string
+	// Addresses are ensured on the interface by the daemon.
+	Addresses []netip.Prefix
+}
+
+// MLD is the per-interface MLD querier configuration (RFC 3810).
+type MLD struct {
+	Enable                    bool
+	Version                   int // 1 (RFC 2710) or 2 (RFC 3810)
+	QueryInterval             time.Duration
+	Robustness                uint8
+	MaxResponseTime           time.Duration
+	LastListenerQueryInterval time.Duration
+	RequireRouterAlert        bool
+	MaxGroups                 int
+	// IgnoreReportsWhileBackup drops reports on this interface while the
+	// tracked VRRP6 group is Backup (lab knob: in the reference topology the
+	// backup's LAN link is down, so it hears no reports).
+	IgnoreReportsWhileBackup bool
+}
+
+// VRRP6 is one VRRPv3 group for IPv6 on an interface (RFC 9568).
+type VRRP6 struct {
+	VRID              uint8
+	VirtualIPs        []netip.Addr // first is link-local
+	Priority          uint8
+	Preempt           bool
+	PreemptDelay      time.Duration
+	AdvertiseInterval time.Duration
+	AcceptMode        bool
+	TrackInterfaces   []Track
+}
+
+// Track lowers a VRRP6 group's priority by Reduced while interface Name is
+// down (VRP "vrrp6 vrid N track interface IF reduced R").
+type Track struct {
+	Name    string
+	Reduced uint8
+}
+
+// Interface returns the interface named name, or nil.
+func (c *Config) Interface(name string) *Interface {
+	for i := range c.Interfaces {
+		if c.Interfaces[i].Name == name {
+			return &c.Interfaces[i]
+		}
+	}
+	return nil
+}
+
+// Service returns the remote backup service named name, or nil.
+func (c *Config) Service(name string) *RBS {
+	for i := range c.Services {
+		if c.Services[i].Name == name {
+			return &c.Services[i]
+		}
+	}
+	return nil
+}
+
+// Profile returns the remote backup profile named name, or nil.
+func (c *Config) Profile(name string) *RBP {
+	for i := range c.Profiles {
+		if c.Profiles[i].Name == name {
+			return &c.Profiles[i]
+		}
+	}
+	return nil
+}
+
+// VRRP6Group returns the group referenced by ref, or nil.
+func (c *Config) VRRP6Group(ref VRRP6Ref) *VRRP6 {
+	ifc := c.Interface(ref.Interface)
+	if ifc == nil {
+		return nil
+	}
+	return ifc.Group(ref.VRID)
+}
+
+// Group returns the VRRP6 group with the given VRID on the interface, or nil.
+func (i *Interface) Group(vrid uint8) *VRRP6 {
+	for k := range i.VRRP6 {
+		if i.VRRP6[k].VRID == vrid {
+			return &i.VRRP6[k]
+		}
+	}
+	return nil
+}
+
+// HasService reports whether the profile backs up service type t.
+func (p *RBP) HasService(t ServiceType) bool {
+	for _, s := range p.ServiceTypes {
+		if s == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Keepalive returns the keepalive interval of the RBS channel: a third of
+// the hold time, or 0 when the hold time is the implementation default.
+func (s *RBS) Keepalive() time.Duration { return s.HoldTime / 3 }
