@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/hotcast/hotcast/cmd/internal/api"
+)
+
+func printForwarding(w io.Writer, ft api.ForwardingTable) {
+	fmt.Fprintf(w, " IPv6 Multicast Forwarding Table\n Total %d entries\n\n", len(ft.Routes))
+	for i, r := range ft.Routes {
+		flags := strings.Join(r.Flags, ",")
+		if flags == "" {
+			flags = "learned"
+		}
+		fmt.Fprintf(w, " %05d. (%s, %s)\n", i+1, r.Source, r.Group)
+		fmt.Fprintf(w, "       Flags: %s\n", flags)
+		fmt.Fprintf(w, "       Incoming interface: %s\n", r.Incoming)
+		fmt.Fprintf(w, "       List of %d outgoing interfaces:\n", len(r.Outgoing))
+		for j, o := range r.Outgoing {
+			gate := ft.Gates[o]
+			if gate == "" {
+				gate = "unknown"
+			}
+			fmt.Fprintf(w, "         %d: %s (%s)\n", j+1, o, gate)
+		}
+		fmt.Fprintf(w, "       Matched %d packets (%d bytes)\n", r.Packets, r.Bytes)
+	}
+	fmt.Fprintf(w, "\n Fast-path frames by reason:\n")
+	for _, k := range slices.Sorted(maps.Keys(ft.Reasons)) {
+		if ft.Reasons[k] != 0 {
+			fmt.Fprintf(w, "   %-20s %d\n", k, ft.Reasons[k])
+		}
+	}
+}
+
+func printMLDGroups(w io.Writer, gs []api.MLDGroup) {
+	fmt.Fprintf(w, " MLD group records: %d\n", len(gs))
+	last := ""
+	for _, g := range gs {
+		if g.Interface != last {
+			fmt.Fprintf(w, "\n Interface %s:\n", g.Interface)
+			fmt.Fprintf(w, "   %-28s %-8s %-4s %-10s %-26s %s\n", "Group", "Mode", "Ver", "Expires", "Last reporter", "Synced")
+			last = g.Interface
+		}
+		exp := "--"
+		if g.ExpiresIn > 0 {
+			exp = fmt.Sprintf("%.0fs", g.ExpiresIn)
+		}
+		rep := g.LastReporter
+		if rep == "" {
+			rep = "--"
+		}
+		fmt.Fprintf(w, "   %-28s %-8s v%-3d %-10s %-26s %v\n", g.Group, g.FilterMode, g.Version, exp, rep, g.Synced)
+		for _, s := range g.Sources {
+			sexp := "0 (excluded)"
+			if s.ExpiresIn > 0 {
+				sexp = fmt.Sprintf("%.0fs", s.ExpiresIn)
+			}
+			fmt.Fprintf(w, "     source %-40s %s\n", s.Address, sexp)
+		}
+	}
+}
+
+func printMLDInterfaces(w io.Writer, is []api.MLDInterface) {
+	for _, i := range is {
+		querier := i.Querier
+		if i.IsQuerier {
+			querier += " (this router)"
+		}
+		fmt.Fprintf(w, " Interface %s (%s)\n", i.Interface, i.Address)
+		fmt.Fprintf(w, "   MLD version: %d\n", i.Version)
+		fmt.Fprintf(w, "   Querier: %s\n", querier)
+		if !i.QuerierAllowed {
+			fmt.Fprintf(w, "   Querier role: suppressed (tracked VRRP6 group is Backup)\n")
+		}
+		fmt.Fprintf(w, "   Query interval: %.0fs, max response time: %.0fs, robustness: %d, last listener query interval: %.1fs\n",
+			i.QueryInterval, i.QueryResponseInterval, i.Robustness, i.LastListenerQueryInterval)
+		fmt.Fprintf(w, "   Next general query in: %.1fs, other querier present remaining: %.1fs\n", i.NextGeneralQuery, i.OtherQuerierRemaining)
+		fmt.Fprintf(w, "   Groups: %d\n", i.Groups)
+		fmt.Fprintf(w, "   Received: %s\n", kv(i.Received))
+		fmt.Fprintf(w, "   Sent: %s\n", kv(i.Sent))
+		fmt.Fprintf(w, "   Drops: %s\n", kv(i.Drops))
+	}
+}
+
+func kv(m map[string]uint64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,129 @@
+// Command hotcastctl is the operator CLI of hotcastd, in the spirit of VRP
+// display commands:
+//
+//	hotcastctl [--socket PATH] display multicast forwarding-table [--json]
+//	hotcastctl display mld group [interface NAME] [--json]
+//	hotcastctl display mld interface [NAME] [--json]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hotcast/hotcast/cmd/internal/api"
+)
+
+const usage = `usage: hotcastctl [--socket PATH] COMMAND [--json]
+
+commands:
+  display multicast forwarding-table
+  display mld group [interface NAME]
+  display mld interface [NAME]
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "hotcastctl: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("hotcastctl", flag.ContinueOnError)
+	socket := fs.String("socket", defaultSocket(), "hotcastd API socket")
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage) }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	words, asJSON := splitJSON(fs.Args())
+	c := api.NewClient(*socket)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	switch {
+	case match(words, "display", "multicast", "forwarding-table"):
+		return show(ctx, c, w, api.PathForwardingTable, nil, asJSON, printForwarding)
+	case match(words, "display", "mld", "group"):
+		q, err := optArg(words[3:], "interface")
+		if err != nil {
+			return err
+		}
+		return show(ctx, c, w, api.PathMLDGroups, q, asJSON, printMLDGroups)
+	case match(words, "display", "mld", "interface"):
+		q := url.Values{}
+		if len(words) == 4 {
+			q.Set("interface", words[3])
+		}
+		return show(ctx, c, w, api.PathMLDInterfaces, q, asJSON, printMLDInterfaces)
+	default:
+		fs.Usage()
+		return errors.New("unknown command")
+	}
+}
+
+func defaultSocket() string {
+	if s := os.Getenv("HOTCAST_SOCKET"); s != "" {
+		return s
+	}
+	return "/run/hotcast/hotcast.sock"
+}
+
+func splitJSON(args []string) ([]string, bool) {
+	var out []string
+	j := false
+	for _, a := range args {
+		if a == "--json" || a == "-json" {
+			j = true
+			continue
+		}
+		out = append(out, a)
+	}
+	return out, j
+}
+
+func match(words []string, prefix ...string) bool {
+	return len(words) >= len(prefix) && slices.Equal(words[:len(prefix)], prefix)
+}
+
+func optArg(rest []string, key string) (url.Values, error) {
+	q := url.Values{}
+	switch {
+	case len(rest) == 0:
+	case len(rest) == 2 && rest[0] == key:
+		q.Set(key, rest[1])
+	default:
+		return nil, fmt.Errorf("expected [%s NAME], got %q", key, strings.Join(rest, " "))
+	}
+	return q, nil
+}
+
+func show[T any](ctx context.Context, c *api.Client, w io.Writer, path string, q url.Values, asJSON bool, pr func(io.Writer, T)) error {
+	if asJSON {
+		raw, err := c.GetRaw(ctx, path, q)
+		if err != nil {
+			return err
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return err
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	var v T
+	if err := c.Get(ctx, path, q, &v); err != nil {
+		return err
+	}
+	pr(w, v)
+	return nil
+}

@@ -1,0 +1,78 @@
+// Command hotcastd is the hotcast daemon: an eBPF-accelerated IPv6
+// multicast edge router (MLD, VRRP6, RBS hot backup).
+//
+//	hotcastd --config /etc/hotcast/hotcast.yaml
+//	hotcastd --config FILE --cleanup   # remove the pinned dataplane
+//	hotcastd --config FILE --check     # validate the configuration only
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/cmd/internal/daemon"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var (
+		cfgPath  = flag.String("config", "/etc/hotcast/hotcast.yaml", "configuration file")
+		cleanup  = flag.Bool("cleanup", false, "detach and remove everything the configured daemon pinned, then exit")
+		check    = flag.Bool("check", false, "validate the configuration and exit")
+		logLevel = flag.String("log-level", "info", "debug, info, warn or error")
+		logJSON  = flag.Bool("log-json", false, "log in JSON")
+	)
+	flag.Parse()
+
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(os.Stderr, "hotcastd: --log-level: %v\n", err)
+		return 2
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, hopts)
+	if *logJSON {
+		h = slog.NewJSONHandler(os.Stderr, hopts)
+	}
+
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hotcastd: %s: %v\n", *cfgPath, err)
+		return 1
+	}
+	log := slog.New(h).With("sysname", cfg.Sysname)
+	if *check {
+		fmt.Printf("%s: ok\n", *cfgPath)
+		return 0
+	}
+	if *cleanup {
+		if err := daemon.Cleanup(cfg); err != nil {
+			log.Error("cleanup", "err", err)
+			return 1
+		}
+		log.Info("cleaned up", "pin_path", cfg.BPF.PinPath)
+		return 0
+	}
+
+	d, err := daemon.New(cfg, log)
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := d.Run(ctx); err != nil {
+		log.Error("run", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,130 @@
+// Package api is the local API between hotcastd and hotcastctl: JSON over
+// HTTP on a unix socket (mode 0600, root). The JSON field names are stable
+// and documented in docs/operations.md.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Paths served by the daemon.
+const (
+	PathForwardingTable = "/v1/multicast/forwarding-table"
+	PathMLDGroups       = "/v1/mld/groups"
+	PathMLDInterfaces   = "/v1/mld/interfaces"
+	PathVRRP6           = "/v1/vrrp6"
+	PathRBS             = "/v1/remote-backup-services"
+	PathRBP             = "/v1/remote-backup-profiles"
+)
+
+// Route is one forwarding entry with its counters.
+type Route struct {
+	Source   string   `json:"source"` // "*" for (*,G)
+	Group    string   `json:"group"`
+	Incoming string   `json:"incoming"`
+	Outgoing []string `json:"outgoing"`
+	Packets  uint64   `json:"packets"`
+	Bytes    uint64   `json:"bytes"`
+	Flags    []string `json:"flags"` // "static", "synced"
+}
+
+// ForwardingTable is the answer to PathForwardingTable.
+type ForwardingTable struct {
+	Routes  []Route           `json:"routes"`
+	Reasons map[string]uint64 `json:"reasons"` // frames by fast-path reason
+	Gates   map[string]string `json:"gates"`   // interface -> forward|muted
+}
+
+// Client talks to a daemon's socket.
+type Client struct {
+	hc *http.Client
+}
+
+// NewClient returns a client for the unix socket at path.
+func NewClient(path string) *Client {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}
+	return &Client{hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+}
+
+// Get fetches path (with query) and decodes the JSON answer into v.
+func (c *Client) Get(ctx context.Context, path string, q url.Values, v any) error {
+	u := "http://hotcastd" + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("reach hotcastd: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("hotcastd: %s: %s", resp.Status, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	return nil
+}
+
+// GetRaw fetches path and returns the JSON body as is.
+func (c *Client) GetRaw(ctx context.Context, path string, q url.Values) (json.RawMessage, error) {
+	var raw json.RawMessage
+	err := c.Get(ctx, path, q, &raw)
+	return raw, err
+}
+
+// MLDSource is one source of an MLD group record.
+type MLDSource struct {
+	Address   string  `json:"address"`
+	ExpiresIn float64 `json:"expires_in"` // seconds; 0 = timer stopped (excluded in EXCLUDE mode)
+}
+
+// MLDGroup is one (interface, group) record (RFC 3810 7.2).
+type MLDGroup struct {
+	Interface    string      `json:"interface"`
+	Group        string      `json:"group"`
+	FilterMode   string      `json:"filter_mode"` // include|exclude
+	Sources      []MLDSource `json:"sources"`
+	Version      int         `json:"version"` // compatibility mode: 1 or 2
+	LastReporter string      `json:"last_reporter"`
+	ExpiresIn    float64     `json:"expires_in"` // filter timer, seconds; 0 in INCLUDE mode
+	Synced       bool        `json:"synced"`     // learned through RBS
+}
+
+// MLDInterface is one interface's querier state and counters.
+type MLDInterface struct {
+	Interface                 string            `json:"interface"`
+	Version                   int               `json:"version"`
+	Address                   string            `json:"address"`
+	Querier                   string            `json:"querier"`
+	IsQuerier                 bool              `json:"is_querier"`
+	QuerierAllowed            bool              `json:"querier_allowed"` // false while the tracked VRRP6 group is Backup
+	QueryInterval             float64           `json:"query_interval"`
+	QueryResponseInterval     float64           `json:"query_response_interval"`
+	Robustness                int               `json:"robustness"`
+	LastListenerQueryInterval float64           `json:"last_listener_query_interval"`
+	OtherQuerierRemaining     float64           `json:"other_querier_remaining"`
+	NextGeneralQuery          float64           `json:"next_general_query"`
+	Groups                    int               `json:"groups"`
+	Received                  map[string]uint64 `json:"received"`
+	Sent                      map[string]uint64 `json:"sent"`
+	Drops                     map[string]uint64 `json:"drops"`
+}

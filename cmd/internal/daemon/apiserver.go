@@ -1,0 +1,189 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/cmd/internal/api"
+)
+
+// serveAPI listens on the configured unix socket (0600) and serves the
+// local API until ctx ends.
+func (d *Daemon) serveAPI(ctx context.Context) (*http.Server, error) {
+	path := d.cfg.API.Socket
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("api socket directory: %w", err)
+	}
+	_ = os.Remove(path) // a socket left by a previous run
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("api socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("api socket mode: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+api.PathForwardingTable, jsonHandler(d.forwardingTable))
+	mux.HandleFunc("GET "+api.PathMLDGroups, jsonHandler(d.mldGroups))
+	mux.HandleFunc("GET "+api.PathMLDInterfaces, jsonHandler(d.mldInterfaces))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("api server", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+		_ = os.Remove(path)
+	}()
+	return srv, nil
+}
+
+func jsonHandler(f func(r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := f(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
+	}
+}
+
+func (d *Daemon) ifName(idx int) string {
+	if ifc := d.byIdx[idx]; ifc != nil {
+		return ifc.cfg.Name
+	}
+	if nl, err := net.InterfaceByIndex(idx); err == nil {
+		return nl.Name
+	}
+	return fmt.Sprintf("if%d", idx)
+}
+
+func (d *Daemon) forwardingTable(*http.Request) (any, error) {
+	rs, err := d.dp.Routes()
+	if err != nil {
+		return nil, err
+	}
+	out := api.ForwardingTable{Routes: []api.Route{}, Reasons: map[string]uint64{}, Gates: map[string]string{}}
+	for _, r := range rs {
+		ar := api.Route{Source: r.Source.String(), Group: r.Group.String(), Incoming: d.ifName(r.IIf), Outgoing: []string{}, Packets: r.Packets, Bytes: r.Bytes, Flags: []string{}}
+		if r.IsStar() {
+			ar.Source = "*"
+		}
+		for _, o := range r.OIfs {
+			ar.Outgoing = append(ar.Outgoing, d.ifName(o))
+		}
+		if r.Flags&bpf.RouteStatic != 0 {
+			ar.Flags = append(ar.Flags, "static")
+		}
+		if r.Flags&bpf.RouteSynced != 0 {
+			ar.Flags = append(ar.Flags, "synced")
+		}
+		out.Routes = append(out.Routes, ar)
+	}
+	reasons, err := d.dp.Reasons()
+	if err != nil {
+		return nil, err
+	}
+	for r, n := range reasons {
+		out.Reasons[bpf.ReasonName(r)] = n
+	}
+	for _, ifc := range d.ifaces {
+		if e, err := d.dp.Iface(ifc.index); err == nil {
+			out.Gates[ifc.cfg.Name] = map[bool]string{true: "forward", false: "muted"}[e.Gate == bpf.GateForward]
+		}
+	}
+	return out, nil
+}
+
+func (d *Daemon) mldIfaces(r *http.Request) ([]*iface, error) {
+	name := r.URL.Query().Get("interface")
+	var out []*iface
+	for _, ifc := range d.ifaces {
+		if ifc.mld != nil && (name == "" || name == ifc.cfg.Name) {
+			out = append(out, ifc)
+		}
+	}
+	if name != "" && len(out) == 0 {
+		return nil, fmt.Errorf("interface %s: mld not enabled", name)
+	}
+	slices.SortFunc(out, func(a, b *iface) int { return a.index - b.index })
+	return out, nil
+}
+
+func secs(d time.Duration) float64 { return d.Seconds() }
+
+func until(now, t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(t.Sub(now), 0).Seconds()
+}
+
+func (d *Daemon) mldGroups(r *http.Request) (any, error) {
+	ifs, err := d.mldIfaces(r)
+	if err != nil {
+		return nil, err
+	}
+	out := []api.MLDGroup{}
+	now := time.Now()
+	for _, ifc := range ifs {
+		for _, g := range ifc.mld.Groups() {
+			mg := api.MLDGroup{Interface: ifc.cfg.Name, Group: g.Group.String(), FilterMode: g.Mode.String(), Sources: []api.MLDSource{}, Version: g.Compat, ExpiresIn: until(now, g.Expires), Synced: g.Synced}
+			if g.LastReporter.IsValid() {
+				mg.LastReporter = g.LastReporter.String()
+			}
+			for _, s := range g.Sources {
+				mg.Sources = append(mg.Sources, api.MLDSource{Address: s.Addr.String(), ExpiresIn: until(now, s.Expires)})
+			}
+			out = append(out, mg)
+		}
+	}
+	return out, nil
+}
+
+func (d *Daemon) mldInterfaces(r *http.Request) (any, error) {
+	ifs, err := d.mldIfaces(r)
+	if err != nil {
+		return nil, err
+	}
+	out := []api.MLDInterface{}
+	for _, ifc := range ifs {
+		st := ifc.mld.Status()
+		mi := api.MLDInterface{
+			Interface: ifc.cfg.Name, Version: st.Version, Address: st.Address.String(),
+			IsQuerier: st.IsQuerier, QuerierAllowed: st.QuerierAllowed,
+			QueryInterval: secs(st.QueryInterval), QueryResponseInterval: secs(st.QueryResponseInterval),
+			Robustness: st.Robustness, LastListenerQueryInterval: secs(st.LastListenerQueryInterval),
+			OtherQuerierRemaining: secs(st.OtherQuerierRemaining), NextGeneralQuery: secs(st.NextGeneralQuery),
+			Groups: st.Groups, Drops: map[string]uint64{},
+		}
+		if st.Querier.IsValid() {
+			mi.Querier = st.Querier.String()
+		}
+		s := st.Stats
+		mi.Received = map[string]uint64{"query_v1": s.RxQueriesV1, "query_v2": s.RxQueriesV2, "report_v1": s.RxReportsV1, "done_v1": s.RxDonesV1, "report_v2": s.RxReportsV2, "records": s.RxRecords}
+		mi.Sent = map[string]uint64{"general_query": s.TxGeneralQueries, "group_query": s.TxGroupQueries, "group_source_query": s.TxGroupSourceQueries, "errors": s.TxErrors}
+		for reason, n := range s.Drops {
+			mi.Drops[reason.String()] = n
+		}
+		out = append(out, mi)
+	}
+	return out, nil
+}
+

@@ -1,0 +1,353 @@
+// Package daemon wires hotcastd together: the configuration, the pinned
+// dataplane, the route table, the protocols and the local API.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf/link"
+	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/ctrl/mld"
+	"github.com/hotcast/hotcast/ctrl/mroute"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Daemon is one running hotcastd.
+type Daemon struct {
+	cfg *config.Config
+	log *slog.Logger
+
+	dp     *bpf.Dataplane
+	table  *mroute.Table
+	ifaces map[string]*iface
+	byIdx  map[int]*iface
+
+	wg sync.WaitGroup
+}
+
+// iface is a configured interface as the daemon sees it.
+type iface struct {
+	cfg       *config.Interface
+	index     int
+	mac       net.HardwareAddr
+	linkLocal netip.Addr
+
+	mld     *mld.Interface
+	mldConn *mld.Conn
+}
+
+// New resolves the configuration against the system; Run starts it.
+func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: log, ifaces: map[string]*iface{}, byIdx: map[int]*iface{}}
+	for i := range cfg.Interfaces {
+		ic := &cfg.Interfaces[i]
+		nl, err := net.InterfaceByName(ic.Name)
+		if err != nil {
+			return nil, fmt.Errorf("interfaces[%d] %s: %w", i, ic.Name, err)
+		}
+		ifc := &iface{cfg: ic, index: nl.Index, mac: nl.HardwareAddr}
+		if len(ifc.mac) != 6 {
+			return nil, fmt.Errorf("interfaces[%d] %s: not an Ethernet interface", i, ic.Name)
+		}
+		d.ifaces[ic.Name] = ifc
+		d.byIdx[nl.Index] = ifc
+	}
+	return d, nil
+}
+
+// Run brings the router up and serves until ctx ends. On return the pinned
+// dataplane stays: forwarding goes on until the next start adopts it or
+// Cleanup removes it.
+func (d *Daemon) Run(ctx context.Context) (err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := d.ensureAddresses(); err != nil {
+		return err
+	}
+	if err := d.openDataplane(); err != nil {
+		return err
+	}
+	defer func() {
+		cancel()
+		d.stopProtocols()
+		d.wg.Wait()
+		d.dp.Close()
+	}()
+	if err := d.startMLD(ctx); err != nil {
+		return err
+	}
+	srv, err := d.serveAPI(ctx)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	d.log.Info("hotcastd up", "sysname", d.cfg.Sysname, "interfaces", len(d.ifaces), "adopted", d.dp.Adopted())
+
+	// Routes learned before a restart stay until MLD had a chance to
+	// relearn them (a Multicast Address Listening Interval), then go.
+	grace := time.NewTimer(d.relearnGrace())
+	defer grace.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("hotcastd stopping; the pinned dataplane keeps forwarding")
+			return nil
+		case <-grace.C:
+			if err := d.table.Prune(); err != nil {
+				d.log.Error("prune routes from before the restart", "err", err)
+			}
+		}
+	}
+}
+
+func (d *Daemon) relearnGrace() time.Duration {
+	g := time.Duration(0)
+	for _, ic := range d.cfg.Interfaces {
+		if !ic.MLD.Enable {
+			continue
+		}
+		mali := time.Duration(ic.MLD.Robustness)*ic.MLD.QueryInterval + ic.MLD.MaxResponseTime
+		g = max(g, mali)
+	}
+	return max(g, time.Second)
+}
+
+func (d *Daemon) ensureAddresses() error {
+	for _, ifc := range d.ifaces {
+		if len(ifc.cfg.Addresses) == 0 {
+			continue
+		}
+		l, err := netlink.LinkByIndex(ifc.index)
+		if err != nil {
+			return fmt.Errorf("interface %s: %w", ifc.cfg.Name, err)
+		}
+		have, err := netlink.AddrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			return fmt.Errorf("interface %s: list addresses: %w", ifc.cfg.Name, err)
+		}
+		for _, p := range ifc.cfg.Addresses {
+			if hasAddr(have, p) {
+				continue
+			}
+			a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 128)}, Flags: unix.IFA_F_NODAD}
+			if err := netlink.AddrAdd(l, a); err != nil && !errors.Is(err, unix.EEXIST) {
+				return fmt.Errorf("interface %s: add %s: %w", ifc.cfg.Name, p, err)
+			}
+		}
+	}
+	return nil
+}
+
+func hasAddr(have []netlink.Addr, p netip.Prefix) bool {
+	for _, a := range have {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == p.Addr() {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Daemon) openDataplane() error {
+	opts := bpf.Options{PinPath: d.cfg.BPF.PinPath, Logger: d.log.With("component", "bpf")}
+	switch d.cfg.BPF.XDPMode {
+	case config.XDPGeneric:
+		opts.XDPFlags = link.XDPGenericMode
+	default:
+		opts.XDPFlags = link.XDPDriverMode
+	}
+	dp, err := bpf.Open(opts)
+	if err != nil {
+		return fmt.Errorf("open dataplane: %w", err)
+	}
+	d.dp = dp
+	fail := func(err error) error {
+		dp.Close()
+		return err
+	}
+
+	// Interfaces no longer configured lose their program.
+	for _, name := range dp.Attached() {
+		if _, ok := d.ifaces[name]; !ok || !d.cfg.Multicast.RoutingEnable {
+			d.log.Info("detaching interface no longer configured", "interface", name)
+			if err := dp.Detach(name); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if d.cfg.Multicast.RoutingEnable {
+		for _, ifc := range d.ifaces {
+			// A tracked interface starts muted (VRRP decides); a restarted
+			// daemon keeps the gate it finds.
+			gate := bpf.GateForward
+			if ifc.cfg.MulticastTrackVRRP6 != 0 {
+				gate = bpf.GateMuted
+			}
+			cur, err := dp.EnsureIface(ifc.index, bpf.Iface{Gate: gate, SrcMAC: ifc.mac})
+			if err != nil {
+				return fail(err)
+			}
+			if cur.SrcMAC.String() != ifc.mac.String() && ifc.cfg.MulticastTrackVRRP6 == 0 {
+				if err := dp.SetIface(ifc.index, bpf.Iface{Gate: cur.Gate, SrcMAC: ifc.mac}); err != nil {
+					return fail(err)
+				}
+			}
+			if err := dp.Attach(ifc.cfg.Name, ifc.index); err != nil {
+				return fail(err)
+			}
+		}
+	}
+
+	up := 0
+	if u := d.ifaces[d.cfg.Multicast.Upstream.Interface]; u != nil {
+		up = u.index
+	}
+	d.table = mroute.New(dp, up, d.log.With("component", "mroute"))
+	existing, err := dp.Routes()
+	if err != nil {
+		return fail(err)
+	}
+	adopted := make([]bpf.Route, 0, len(existing))
+	for _, r := range existing {
+		adopted = append(adopted, r.Route)
+	}
+	d.table.Adopt(adopted)
+	var static []mroute.StaticRoute
+	for _, r := range d.cfg.Multicast.StaticRoutes {
+		sr := mroute.StaticRoute{Source: r.Source, Group: r.Group, IIf: d.ifaces[r.Incoming].index}
+		for _, o := range r.Interfaces {
+			sr.OIfs = append(sr.OIfs, d.ifaces[o].index)
+		}
+		static = append(static, sr)
+	}
+	if err := d.table.SetStatic(static); err != nil {
+		return fail(fmt.Errorf("install static routes: %w", err))
+	}
+	return nil
+}
+
+func (d *Daemon) startMLD(ctx context.Context) error {
+	for _, ifc := range d.ifaces {
+		mc := ifc.cfg.MLD
+		if !mc.Enable {
+			continue
+		}
+		ll, err := linkLocal(ifc.index)
+		if err != nil {
+			return fmt.Errorf("interface %s: %w", ifc.cfg.Name, err)
+		}
+		ifc.linkLocal = ll
+		log := d.log.With("component", "mld", "interface", ifc.cfg.Name)
+		conn, err := mld.Listen(ifc.cfg.Name, ll, log)
+		if err != nil {
+			return fmt.Errorf("interface %s: mld socket: %w", ifc.cfg.Name, err)
+		}
+		ifc.mldConn = conn
+		cfg := mld.DefaultConfig(ifc.cfg.Name, ll)
+		cfg.Version = mc.Version
+		cfg.QueryInterval = mc.QueryInterval
+		cfg.QueryResponseInterval = mc.MaxResponseTime
+		cfg.Robustness = int(mc.Robustness)
+		cfg.LastListenerQueryInterval = mc.LastListenerQueryInterval
+		cfg.RequireRouterAlert = mc.RequireRouterAlert
+		cfg.MaxGroups = mc.MaxGroups
+		cfg.Sender = conn
+		cfg.Logger = log
+		idx := ifc.index
+		cfg.OnChange = func(gs mld.GroupState) {
+			star, inc, exc := gs.Forwarding()
+			m := &mroute.Membership{Star: star, Include: inc, Exclude: exc, Synced: gs.Synced}
+			if err := d.table.SetMembership(gs.Group, idx, m); err != nil {
+				log.Error("apply membership", "group", gs.Group, "err", err)
+			}
+		}
+		cfg.OnDelete = func(g netip.Addr) {
+			if err := d.table.SetMembership(g, idx, nil); err != nil {
+				log.Error("remove membership", "group", g, "err", err)
+			}
+		}
+		m, err := mld.New(cfg)
+		if err != nil {
+			return fmt.Errorf("interface %s: mld: %w", ifc.cfg.Name, err)
+		}
+		ifc.mld = m
+		if ifc.cfg.MulticastTrackVRRP6 != 0 {
+			m.SetQuerierAllowed(false) // VRRP6 Master turns it on
+		}
+		m.Start()
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			for {
+				p, err := conn.Read(ctx)
+				if err != nil {
+					if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+						return
+					}
+					log.Warn("mld read", "err", err)
+					continue
+				}
+				m.HandlePacket(p)
+			}
+		}()
+	}
+	return nil
+}
+
+func (d *Daemon) stopProtocols() {
+	for _, ifc := range d.ifaces {
+		if ifc.mld != nil {
+			ifc.mld.Stop()
+		}
+		if ifc.mldConn != nil {
+			ifc.mldConn.Close()
+		}
+	}
+}
+
+// linkLocal returns the interface's link-local address, waiting briefly
+// for the kernel to assign it after the link comes up.
+func linkLocal(index int) (netip.Addr, error) {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		l, err := netlink.LinkByIndex(index)
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		for _, a := range addrs {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
+				return ip, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return netip.Addr{}, errors.New("no usable link-local address")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Cleanup removes what a configuration's daemon pinned and attached, and
+// its API socket.
+func Cleanup(cfg *config.Config) error {
+	err := bpf.Cleanup(cfg.BPF.PinPath)
+	if rerr := os.Remove(cfg.API.Socket); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		err = errors.Join(err, rerr)
+	}
+	// Remove the per-router parent only when empty.
+	_ = os.Remove(filepath.Dir(cfg.BPF.PinPath))
+	return err
+}

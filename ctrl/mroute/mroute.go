@@ -1,0 +1,364 @@
+// Package mroute turns multicast membership into forwarding routes. MLD (or
+// RBS, for synced entries) says which interfaces want which (source,
+// group); static routes come from the configuration; the Table computes the
+// union and applies only the difference to the dataplane, in batches.
+//
+// Membership and routes are kept apart on purpose: RBS replicates
+// membership, and the standby derives the same routes with the same
+// function (Derive).
+package mroute
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/hotcast/hotcast/bpf"
+)
+
+// Dataplane is the part of bpf.Dataplane the table drives.
+type Dataplane interface {
+	ReplaceRoutes([]bpf.Route) error
+	DeleteRoutes([]bpf.RouteKey) error
+}
+
+// Membership is one interface's wish for one group (RFC 3810 7.2 router
+// state reduced to forwarding): Star (EXCLUDE mode) forwards every source
+// but Exclude; otherwise only the Include sources.
+type Membership struct {
+	Star    bool
+	Include []netip.Addr
+	Exclude []netip.Addr
+	Synced  bool // learned through RBS, not from this router's hosts
+}
+
+// StaticRoute is a configured route: (*,G) when Source is invalid.
+type StaticRoute struct {
+	Source, Group netip.Addr
+	IIf           int
+	OIfs          []int
+}
+
+// Table holds the inputs and what was last applied.
+type Table struct {
+	log *slog.Logger
+	dp  Dataplane
+
+	mu       sync.Mutex
+	upstream int
+	static   map[netip.Addr][]StaticRoute       // by group
+	members  map[netip.Addr]map[int]Membership // group -> oif -> membership
+	applied  map[bpf.RouteKey]bpf.Route
+}
+
+// New returns a table applying to dp; upstream is the incoming interface of
+// learned routes.
+func New(dp Dataplane, upstream int, log *slog.Logger) *Table {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Table{
+		log:      log,
+		dp:       dp,
+		upstream: upstream,
+		static:   map[netip.Addr][]StaticRoute{},
+		members:  map[netip.Addr]map[int]Membership{},
+		applied:  map[bpf.RouteKey]bpf.Route{},
+	}
+}
+
+// Adopt records routes already in the dataplane (a restarted daemon), so
+// the next changes are computed against them instead of flushing.
+func (t *Table) Adopt(rs []bpf.Route) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range rs {
+		t.applied[r.RouteKey] = r
+	}
+}
+
+// SetStatic replaces the static routes and applies the difference.
+func (t *Table) SetStatic(rs []StaticRoute) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	groups := map[netip.Addr]bool{}
+	for g := range t.static {
+		groups[g] = true
+	}
+	t.static = map[netip.Addr][]StaticRoute{}
+	for _, r := range rs {
+		t.static[r.Group] = append(t.static[r.Group], r)
+		groups[r.Group] = true
+	}
+	return t.applyGroups(slices.Collect(maps.Keys(groups)))
+}
+
+// SetMembership sets (or with m nil, removes) one interface's membership in
+// a group and applies the resulting routes at once.
+func (t *Table) SetMembership(group netip.Addr, oif int, m *Membership) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.setMembership(group, oif, m)
+	return t.applyGroups([]netip.Addr{group})
+}
+
+func (t *Table) setMembership(group netip.Addr, oif int, m *Membership) {
+	byIf := t.members[group]
+	if m == nil {
+		delete(byIf, oif)
+		if len(byIf) == 0 {
+			delete(t.members, group)
+		}
+		return
+	}
+	if byIf == nil {
+		byIf = map[int]Membership{}
+		t.members[group] = byIf
+	}
+	byIf[oif] = *m
+}
+
+// ReplaceInterface replaces every membership of oif with ms in one batch
+// (an RBS batch backup, or an interface going away with ms nil).
+func (t *Table) ReplaceInterface(oif int, ms map[netip.Addr]Membership) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var groups []netip.Addr
+	for g, byIf := range t.members {
+		if _, ok := byIf[oif]; ok {
+			if _, keep := ms[g]; !keep {
+				t.setMembership(g, oif, nil)
+				groups = append(groups, g)
+			}
+		}
+	}
+	for g, m := range ms {
+		t.setMembership(g, oif, &m)
+		groups = append(groups, g)
+	}
+	return t.applyGroups(groups)
+}
+
+// Prune deletes applied routes of groups the table has no input for (left
+// over from before a restart), after the caller's grace period.
+func (t *Table) Prune() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var groups []netip.Addr
+	for k := range t.applied {
+		if _, ok := t.members[k.Group]; !ok {
+			if _, ok := t.static[k.Group]; !ok {
+				groups = append(groups, k.Group)
+			}
+		}
+	}
+	return t.applyGroups(groups)
+}
+
+// Routes returns the routes the table last applied, sorted.
+func (t *Table) Routes() []bpf.Route {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := slices.Collect(maps.Values(t.applied))
+	sortRoutes(out)
+	return out
+}
+
+func sortRoutes(rs []bpf.Route) {
+	slices.SortFunc(rs, func(a, b bpf.Route) int {
+		if c := a.Group.Compare(b.Group); c != 0 {
+			return c
+		}
+		return a.Source.Compare(b.Source)
+	})
+}
+
+// applyGroups recomputes the routes of the given groups and applies the
+// difference: one batch of replaces, one batch of deletes.
+func (t *Table) applyGroups(groups []netip.Addr) error {
+	var put []bpf.Route
+	var del []bpf.RouteKey
+	seen := map[netip.Addr]bool{}
+	for _, g := range groups {
+		if seen[g] {
+			continue
+		}
+		seen[g] = true
+		want := map[bpf.RouteKey]bpf.Route{}
+		for _, r := range Derive(g, t.upstream, t.static[g], t.members[g]) {
+			want[r.RouteKey] = r
+		}
+		for k, r := range t.applied {
+			if k.Group != g {
+				continue
+			}
+			if _, ok := want[k]; !ok {
+				del = append(del, k)
+				_ = r
+			}
+		}
+		for k, r := range want {
+			if cur, ok := t.applied[k]; !ok || !sameRoute(cur, r) {
+				put = append(put, r)
+			}
+		}
+	}
+	if len(put) > 0 {
+		if err := t.dp.ReplaceRoutes(put); err != nil {
+			return fmt.Errorf("apply %d routes: %w", len(put), err)
+		}
+		for _, r := range put {
+			t.applied[r.RouteKey] = r
+		}
+	}
+	if len(del) > 0 {
+		if err := t.dp.DeleteRoutes(del); err != nil {
+			return fmt.Errorf("delete %d routes: %w", len(del), err)
+		}
+		for _, k := range del {
+			delete(t.applied, k)
+		}
+	}
+	if len(put)+len(del) > 0 {
+		t.log.Debug("routes applied", "replaced", len(put), "deleted", len(del))
+	}
+	return nil
+}
+
+func sameRoute(a, b bpf.Route) bool {
+	return a.IIf == b.IIf && a.Flags == b.Flags && slices.Equal(a.OIfs, b.OIfs)
+}
+
+// Derive computes the routes of one group from its static routes and its
+// per-interface memberships:
+//   - (*,G) toward every interface that wants all sources (EXCLUDE mode,
+//     or a static (*,G));
+//   - (S,G) for every source named anywhere whose set of interfaces differs
+//     from the (*,G) one: the (*,G) interfaces that do not exclude S, plus
+//     the interfaces that include S. An (S,G) with no interface is kept
+//     only when a (*,G) exists, to block S.
+//
+// Outgoing interfaces are sorted; the incoming interface is the static
+// route's when there is one, else upstream. Routes are flagged static when
+// a static route contributes and synced when every learned contributor is
+// synced.
+func Derive(group netip.Addr, upstream int, static []StaticRoute, members map[int]Membership) []bpf.Route {
+	type star struct {
+		oifs    map[int]bool
+		exclude map[int]map[netip.Addr]bool
+	}
+	st := star{oifs: map[int]bool{}, exclude: map[int]map[netip.Addr]bool{}}
+	include := map[netip.Addr]map[int]bool{} // S -> oifs including it
+	sources := map[netip.Addr]bool{}
+	staticKeys := map[bpf.RouteKey]int{} // key -> static incoming
+	learned, synced := false, true
+
+	for _, r := range static {
+		k := bpf.RouteKey{Source: r.Source, Group: group}
+		if !r.Source.IsValid() || r.Source.IsUnspecified() {
+			k.Source = netip.IPv6Unspecified()
+			for _, o := range r.OIfs {
+				st.oifs[o] = true
+				st.exclude[o] = nil // a static (*,G) excludes nothing
+			}
+		} else {
+			sources[r.Source] = true
+			if include[r.Source] == nil {
+				include[r.Source] = map[int]bool{}
+			}
+			for _, o := range r.OIfs {
+				include[r.Source][o] = true
+			}
+		}
+		staticKeys[k] = r.IIf
+	}
+	for oif, m := range members {
+		learned = true
+		synced = synced && m.Synced
+		if m.Star {
+			ex := map[netip.Addr]bool{}
+			for _, s := range m.Exclude {
+				ex[s] = true
+				sources[s] = true
+			}
+			if prev, ok := st.exclude[oif]; ok && st.oifs[oif] {
+				// Already star (static): the union excludes nothing more.
+				if prev == nil {
+					ex = nil
+				}
+			}
+			st.oifs[oif] = true
+			st.exclude[oif] = ex
+		}
+		for _, s := range m.Include {
+			sources[s] = true
+			if include[s] == nil {
+				include[s] = map[int]bool{}
+			}
+			include[s][oif] = true
+		}
+	}
+
+	flags := func(k bpf.RouteKey) (bpf.RouteFlags, int) {
+		var f bpf.RouteFlags
+		iif := upstream
+		if in, ok := staticKeys[k]; ok {
+			f |= bpf.RouteStatic
+			iif = in
+		} else if learned && synced {
+			f |= bpf.RouteSynced
+		}
+		return f, iif
+	}
+	var out []bpf.Route
+	starOIfs := sortedKeys(st.oifs)
+	if len(starOIfs) > 0 {
+		k := bpf.RouteKey{Source: netip.IPv6Unspecified(), Group: group}
+		f, iif := flags(k)
+		out = append(out, bpf.Route{RouteKey: k, IIf: iif, OIfs: starOIfs, Flags: f})
+	}
+	for _, s := range sortedAddrs(sources) {
+		set := map[int]bool{}
+		for _, o := range starOIfs {
+			if !st.exclude[o][s] {
+				set[o] = true
+			}
+		}
+		for o := range include[s] {
+			set[o] = true
+		}
+		oifs := sortedKeys(set)
+		k := bpf.RouteKey{Source: s, Group: group}
+		_, isStatic := staticKeys[k]
+		if !isStatic && slices.Equal(oifs, starOIfs) && len(starOIfs) > 0 {
+			continue // the (*,G) route already says it
+		}
+		if len(oifs) == 0 && len(starOIfs) == 0 && !isStatic {
+			continue
+		}
+		f, iif := flags(k)
+		out = append(out, bpf.Route{RouteKey: k, IIf: iif, OIfs: oifs, Flags: f})
+	}
+	return out
+}
+
+func sortedKeys(m map[int]bool) []int {
+	out := make([]int, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sortedAddrs(m map[netip.Addr]bool) []netip.Addr {
+	out := make([]netip.Addr, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}

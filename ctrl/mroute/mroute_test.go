@@ -1,0 +1,158 @@
+package mroute
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+
+	"github.com/hotcast/hotcast/bpf"
+)
+
+var (
+	g  = netip.MustParseAddr("ff3e::1:1")
+	s1 = netip.MustParseAddr("2001:db8:40::1")
+	s2 = netip.MustParseAddr("2001:db8:40::2")
+	un = netip.IPv6Unspecified()
+)
+
+const up = 9
+
+func rt(src netip.Addr, oifs []int, f bpf.RouteFlags) bpf.Route {
+	return bpf.Route{RouteKey: bpf.RouteKey{Source: src, Group: g}, IIf: up, OIfs: oifs, Flags: f}
+}
+
+func TestDerive(t *testing.T) {
+	tests := []struct {
+		name    string
+		static  []StaticRoute
+		members map[int]Membership
+		want    []bpf.Route
+	}{
+		{name: "nothing", want: nil},
+		{name: "exclude {} on two interfaces", members: map[int]Membership{2: {Star: true}, 3: {Star: true}},
+			want: []bpf.Route{rt(un, []int{2, 3}, 0)}},
+		{name: "include on one, exclude on another", members: map[int]Membership{2: {Include: []netip.Addr{s1}}, 3: {Star: true}},
+			want: []bpf.Route{rt(un, []int{3}, 0), rt(s1, []int{2, 3}, 0)}},
+		{name: "exclude a source: (S,G) blocks it", members: map[int]Membership{3: {Star: true, Exclude: []netip.Addr{s1}}},
+			want: []bpf.Route{rt(un, []int{3}, 0), rt(s1, []int{}, 0)}},
+		{name: "excluded on one, wanted on the other", members: map[int]Membership{2: {Star: true}, 3: {Star: true, Exclude: []netip.Addr{s1}}},
+			want: []bpf.Route{rt(un, []int{2, 3}, 0), rt(s1, []int{2}, 0)}},
+		{name: "include only: (S,G) per source", members: map[int]Membership{2: {Include: []netip.Addr{s1, s2}}, 3: {Include: []netip.Addr{s2}}},
+			want: []bpf.Route{rt(s1, []int{2}, 0), rt(s2, []int{2, 3}, 0)}},
+		{name: "all synced", members: map[int]Membership{2: {Star: true, Synced: true}},
+			want: []bpf.Route{rt(un, []int{2}, bpf.RouteSynced)}},
+		{name: "mixed synced and local is local", members: map[int]Membership{2: {Star: true, Synced: true}, 3: {Star: true}},
+			want: []bpf.Route{rt(un, []int{2, 3}, 0)}},
+		{name: "static (S,G) with its own iif, merged with learned star", static: []StaticRoute{{Source: s1, Group: g, IIf: 7, OIfs: []int{4}}},
+			members: map[int]Membership{2: {Star: true}},
+			want: []bpf.Route{rt(un, []int{2}, 0), {RouteKey: bpf.RouteKey{Source: s1, Group: g}, IIf: 7, OIfs: []int{2, 4}, Flags: bpf.RouteStatic}}},
+		{name: "static (*,G) overrides a learned exclusion on its interface", static: []StaticRoute{{Group: g, IIf: up, OIfs: []int{3}}},
+			members: map[int]Membership{3: {Star: true, Exclude: []netip.Addr{s1}}},
+			want: []bpf.Route{rt(un, []int{3}, bpf.RouteStatic)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Derive(g, up, tc.static, tc.members)
+			if len(got) == 0 && len(tc.want) == 0 {
+				return
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+type fakeDP struct {
+	routes  map[bpf.RouteKey]bpf.Route
+	batches int
+}
+
+func (f *fakeDP) ReplaceRoutes(rs []bpf.Route) error {
+	f.batches++
+	for _, r := range rs {
+		f.routes[r.RouteKey] = r
+	}
+	return nil
+}
+
+func (f *fakeDP) DeleteRoutes(ks []bpf.RouteKey) error {
+	f.batches++
+	for _, k := range ks {
+		delete(f.routes, k)
+	}
+	return nil
+}
+
+func TestTable(t *testing.T) {
+	dp := &fakeDP{routes: map[bpf.RouteKey]bpf.Route{}}
+	tb := New(dp, up, nil)
+	stale := rt(netip.IPv6Unspecified(), []int{5}, 0)
+	stale.Group = netip.MustParseAddr("ff3e::dead")
+	dp.routes[stale.RouteKey] = stale
+	tb.Adopt([]bpf.Route{stale})
+
+	if err := tb.SetMembership(g, 2, &Membership{Star: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.SetMembership(g, 3, &Membership{Include: []netip.Addr{s1}}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[bpf.RouteKey]bpf.Route{
+		{Source: un, Group: g}: rt(un, []int{2}, 0),
+		{Source: s1, Group: g}: rt(s1, []int{2, 3}, 0),
+		stale.RouteKey:         stale,
+	}
+	if !reflect.DeepEqual(dp.routes, want) {
+		t.Fatalf("dataplane %+v", dp.routes)
+	}
+	// Re-applying the same membership writes nothing.
+	n := dp.batches
+	if err := tb.SetMembership(g, 2, &Membership{Star: true}); err != nil {
+		t.Fatal(err)
+	}
+	if dp.batches != n {
+		t.Errorf("unchanged membership caused %d writes", dp.batches-n)
+	}
+	// Leaving: interface 2 goes; (S,G) remains for 3 only and (*,G) goes.
+	if err := tb.SetMembership(g, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := dp.routes[bpf.RouteKey{Source: un, Group: g}]; ok {
+		t.Error("(*,G) still there after the last EXCLUDE listener left")
+	}
+	if r := dp.routes[bpf.RouteKey{Source: s1, Group: g}]; !reflect.DeepEqual(r.OIfs, []int{3}) {
+		t.Errorf("(S,G) oifs %v, want [3]", r.OIfs)
+	}
+	// A batch replaces an interface's whole membership.
+	g2 := netip.MustParseAddr("ff3e::2")
+	if err := tb.ReplaceInterface(3, map[netip.Addr]Membership{g2: {Star: true, Synced: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := dp.routes[bpf.RouteKey{Source: s1, Group: g}]; ok {
+		t.Error("(S,G) of a membership absent from the batch survived")
+	}
+	if r := dp.routes[bpf.RouteKey{Source: un, Group: g2}]; r.Flags != bpf.RouteSynced {
+		t.Errorf("synced route flags %v", r.Flags)
+	}
+	// Prune removes what nobody asked for since the restart.
+	if err := tb.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := dp.routes[stale.RouteKey]; ok {
+		t.Error("stale adopted route not pruned")
+	}
+	if len(dp.routes) != 1 {
+		t.Errorf("routes after prune: %+v", dp.routes)
+	}
+	// Static routes stay whatever MLD does.
+	if err := tb.SetStatic([]StaticRoute{{Group: g, IIf: up, OIfs: []int{4}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.ReplaceInterface(3, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := dp.routes[bpf.RouteKey{Source: un, Group: g}]; !ok || r.Flags != bpf.RouteStatic {
+		t.Errorf("static route %+v", r)
+	}
+}

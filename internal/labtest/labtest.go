@@ -1,0 +1,332 @@
+// Package labtest has the pieces of the privileged end-to-end tests: the
+// hotcast binaries, a daemon running in a namespace, receivers counting
+// with the sink program, and paced multicast streams.
+package labtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/internal/netnstest"
+	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
+)
+
+// Binaries returns the paths of hotcastd and hotcastctl, built into the
+// test's temporary directory from the module being tested.
+func Binaries(t testing.TB) (hotcastd, hotcastctl string) {
+	t.Helper()
+	dir := t.TempDir()
+	root := moduleRoot(t)
+	for _, name := range []string{"hotcastd", "hotcastctl"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
+	}
+	return filepath.Join(dir, "hotcastd"), filepath.Join(dir, "hotcastctl")
+}
+
+func moduleRoot(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+// Daemon is a hotcastd process in a namespace.
+type Daemon struct {
+	t       testing.TB
+	NS      *netnstest.NS
+	bin     string
+	ctl     string
+	Config  string // path of the YAML
+	Socket  string
+	PinPath string
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
+	done    chan error
+}
+
+// StartDaemon writes yaml (with %SOCKET% and %PIN% replaced by unique
+// paths) and runs hotcastd in ns until the test ends; then it is stopped
+// and --cleanup removes its pins, also when the test failed.
+func StartDaemon(t testing.TB, ns *netnstest.NS, hotcastd, hotcastctl, yaml string) *Daemon {
+	t.Helper()
+	dir := t.TempDir()
+	id := netnstest.UniqueName("t")
+	d := &Daemon{
+		t: t, NS: ns, bin: hotcastd, ctl: hotcastctl,
+		Config:  filepath.Join(dir, "hotcast.yaml"),
+		Socket:  filepath.Join(dir, "api.sock"),
+		PinPath: "/sys/fs/bpf/hotcast/" + id,
+	}
+	yaml = strings.NewReplacer("%SOCKET%", d.Socket, "%PIN%", d.PinPath).Replace(yaml)
+	if err := os.WriteFile(d.Config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.Stop()
+		out, err := ns.Command(context.Background(), d.bin, "--config", d.Config, "--cleanup").CombinedOutput()
+		if err != nil {
+			t.Errorf("hotcastd --cleanup: %v\n%s", err, out)
+		}
+		if t.Failed() {
+			t.Logf("hotcastd log:\n%s", d.log.String())
+		}
+	})
+	d.Start()
+	return d
+}
+
+// Start runs the daemon and waits until its API answers.
+func (d *Daemon) Start() {
+	d.t.Helper()
+	if d.log == nil {
+		d.log = &bytes.Buffer{}
+	}
+	d.cmd = d.NS.Command(context.Background(), d.bin, "--config", d.Config, "--log-level", "debug")
+	d.cmd.Stdout = d.log
+	d.cmd.Stderr = d.log
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatalf("start hotcastd: %v", err)
+	}
+	d.done = make(chan error, 1)
+	go func(c *exec.Cmd, ch chan error) { ch <- c.Wait() }(d.cmd, d.done)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := d.CtlErr("display", "multicast", "forwarding-table", "--json"); err == nil {
+			return
+		}
+		select {
+		case err := <-d.done:
+			d.cmd = nil
+			d.t.Fatalf("hotcastd exited at start: %v\n%s", err, d.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("hotcastd API not up\n%s", d.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop sends SIGTERM and waits for the daemon to exit.
+func (d *Daemon) Stop() {
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(unix.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		d.t.Errorf("hotcastd ignored SIGTERM for 10s")
+	}
+	d.cmd = nil
+}
+
+// Kill stops the daemon with SIGKILL (a crash).
+func (d *Daemon) Kill() {
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Kill()
+	<-d.done
+	d.cmd = nil
+}
+
+// Log returns what the daemon logged so far.
+func (d *Daemon) Log() string { return d.log.String() }
+
+// CtlErr runs hotcastctl against the daemon.
+func (d *Daemon) CtlErr(args ...string) ([]byte, error) {
+	all := append([]string{"--socket", d.Socket}, args...)
+	return exec.Command(d.ctl, all...).CombinedOutput()
+}
+
+// Ctl runs hotcastctl and fails the test on error.
+func (d *Daemon) Ctl(args ...string) []byte {
+	d.t.Helper()
+	out, err := d.CtlErr(args...)
+	if err != nil {
+		d.t.Fatalf("hotcastctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// CtlJSON runs hotcastctl ... --json and decodes into v.
+func (d *Daemon) CtlJSON(v any, args ...string) {
+	d.t.Helper()
+	out := d.Ctl(append(args, "--json")...)
+	if err := json.Unmarshal(out, v); err != nil {
+		d.t.Fatalf("decode %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// Receiver is a host end counting routed multicast with a pass-mode sink
+// (which also lets the veth receive XDP-redirected frames).
+type Receiver struct {
+	Link *netnstest.Link
+	Sink *bpf.Sink
+}
+
+// NewReceiver attaches a sink to l in its namespace.
+func NewReceiver(t testing.TB, l *netnstest.Link) *Receiver {
+	t.Helper()
+	r := &Receiver{Link: l}
+	l.NS.Do(t, func() error {
+		s, err := bpf.AttachSink(l.Index, false)
+		r.Sink = s
+		return err
+	})
+	t.Cleanup(func() { r.Sink.Close() })
+	return r
+}
+
+// Count returns the frames of group g seen so far.
+func (r *Receiver) Count(t testing.TB, g netip.Addr) uint64 {
+	t.Helper()
+	m, err := r.Sink.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m[g]
+}
+
+// Stream sends UDP/IPv6 multicast frames from a link at a steady rate.
+// Each payload carries a sequence number.
+type Stream struct {
+	sent atomic.Uint64
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Frame builds an Ethernet/IPv6/UDP multicast frame with payload.
+func Frame(srcMAC net.HardwareAddr, src, grp netip.Addr, hopLimit uint8, payload []byte) []byte {
+	g := grp.As16()
+	b := []byte{0x33, 0x33, g[12], g[13], g[14], g[15]}
+	b = append(b, srcMAC...)
+	b = append(b, 0x86, 0xdd, 0x60, 0, 0, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(8+len(payload)))
+	b = append(b, 17, hopLimit)
+	s := src.As16()
+	b = append(b, s[:]...)
+	b = append(b, g[:]...)
+	b = binary.BigEndian.AppendUint16(b, 5000)
+	b = binary.BigEndian.AppendUint16(b, 5001)
+	b = binary.BigEndian.AppendUint16(b, uint16(8+len(payload)))
+	b = append(b, 0, 0) // checksum filled below
+	b = append(b, payload...)
+	sum := udpChecksum(src, grp, b[54:])
+	binary.BigEndian.PutUint16(b[54+6:], sum)
+	return b
+}
+
+func udpChecksum(src, dst netip.Addr, udp []byte) uint16 {
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	s, d := src.As16(), dst.As16()
+	add(s[:])
+	add(d[:])
+	sum += uint32(len(udp)) + 17
+	add(udp)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	c := ^uint16(sum)
+	if c == 0 {
+		c = 0xffff
+	}
+	return c
+}
+
+// StartStream sends pps frames per second per group from l until Stop.
+func StartStream(t testing.TB, l *netnstest.Link, src netip.Addr, groups []netip.Addr, pps int) *Stream {
+	t.Helper()
+	var c *packet.Conn
+	l.NS.Do(t, func() error {
+		ifi, err := net.InterfaceByIndex(l.Index)
+		if err != nil {
+			return err
+		}
+		c, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_ALL, nil)
+		return err
+	})
+	s := &Stream{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		defer c.Close()
+		tick := time.NewTicker(time.Second / time.Duration(pps))
+		defer tick.Stop()
+		var seq uint64
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-tick.C:
+			}
+			seq++
+			payload := binary.BigEndian.AppendUint64(nil, seq)
+			for _, g := range groups {
+				f := Frame(l.MAC, src, g, 64, payload)
+				if _, err := c.WriteTo(f, &packet.Addr{HardwareAddr: f[:6]}); err != nil {
+					continue
+				}
+			}
+			s.sent.Add(1)
+		}
+	}()
+	t.Cleanup(func() { s.Stop() })
+	return s
+}
+
+// Stop ends the stream and returns how many frames it sent per group.
+func (s *Stream) Stop() uint64 {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.done
+	return s.sent.Load()
+}
+
+// Eventually polls cond until it holds or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Sprintf is fmt.Sprintf, for building YAML in tests.
+func Sprintf(format string, a ...any) string { return fmt.Sprintf(format, a...) }
