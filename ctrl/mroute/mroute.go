@@ -49,7 +49,7 @@ type Table struct {
 
 	mu       sync.Mutex
 	upstream int
-	static   map[netip.Addr][]StaticRoute       // by group
+	static   map[netip.Addr][]StaticRoute      // by group
 	members  map[netip.Addr]map[int]Membership // group -> oif -> membership
 	applied  map[bpf.RouteKey]bpf.Route
 }

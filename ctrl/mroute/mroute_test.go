@@ -45,10 +45,10 @@ func TestDerive(t *testing.T) {
 			want: []bpf.Route{rt(un, []int{2, 3}, 0)}},
 		{name: "static (S,G) with its own iif, merged with learned star", static: []StaticRoute{{Source: s1, Group: g, IIf: 7, OIfs: []int{4}}},
 			members: map[int]Membership{2: {Star: true}},
-			want: []bpf.Route{rt(un, []int{2}, 0), {RouteKey: bpf.RouteKey{Source: s1, Group: g}, IIf: 7, OIfs: []int{2, 4}, Flags: bpf.RouteStatic}}},
+			want:    []bpf.Route{rt(un, []int{2}, 0), {RouteKey: bpf.RouteKey{Source: s1, Group: g}, IIf: 7, OIfs: []int{2, 4}, Flags: bpf.RouteStatic}}},
 		{name: "static (*,G) overrides a learned exclusion on its interface", static: []StaticRoute{{Group: g, IIf: up, OIfs: []int{3}}},
 			members: map[int]Membership{3: {Star: true, Exclude: []netip.Addr{s1}}},
-			want: []bpf.Route{rt(un, []int{3}, bpf.RouteStatic)}},
+			want:    []bpf.Route{rt(un, []int{3}, bpf.RouteStatic)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -186,4 +186,3 @@ func (d *Daemon) mldInterfaces(r *http.Request) (any, error) {
 	}
 	return out, nil
 }
-
