@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,7 +35,13 @@ const (
 )
 
 // mapNames are the shared maps, created once and handed to every object.
-var mapNames = []string{"routes", "oif_sets", "route_stats", "ifaces", "reasons"}
+var mapNames = []string{"routes", "oif_sets", "route_stats", "ifaces", "reasons", "vmacs", "vips"}
+
+// Kinds of links, each pinned under links/KIND/IFNAME.
+const (
+	linkXDP = "xdp" // hc_ingress on every interface
+	linkTC  = "tc"  // hc_tc_egress (tcx) on VRRP interfaces
+)
 
 // Options configure Open.
 type Options struct {
@@ -55,11 +62,12 @@ type Dataplane struct {
 
 	ingress *ebpf.Program
 	egress  *ebpf.Program
+	tc      *ebpf.Program
 	maps    map[string]*ebpf.Map
 	inner   *ebpf.MapSpec
 
 	mu        sync.Mutex
-	links     map[string]link.Link // by interface name
+	links     map[string]link.Link // by KIND/IFNAME
 	routes    map[RouteKey]installed
 	sets      map[string]*oifSet // by canonical member list
 	setByID   map[uint32]*oifSet
@@ -161,6 +169,16 @@ func Open(opts Options) (_ *Dataplane, err error) {
 	}
 	closeMaps(dev.devmapMaps)
 	d.egress = dev.HcEgress
+	tcSpec, err := loadTcegress()
+	if err != nil {
+		return nil, fmt.Errorf("load tc spec: %w", err)
+	}
+	var tco tcegressObjects
+	if err := tcSpec.LoadAndAssign(&tco, &ebpf.CollectionOptions{MapReplacements: d.maps}); err != nil {
+		return nil, fmt.Errorf("load tc program: %+v", err)
+	}
+	closeMaps(tco.tcegressMaps)
+	d.tc = tco.HcTcEgress
 
 	if d.adopted {
 		if err := d.adopt(); err != nil {
@@ -181,6 +199,8 @@ func closeMaps(ms any) {
 	case ingressMaps:
 		m.Close()
 	case devmapMaps:
+		m.Close()
+	case tcegressMaps:
 		m.Close()
 	}
 }
@@ -206,7 +226,7 @@ func (d *Dataplane) pinNew() error {
 	// bpffs refuses names with dots.
 	tmp := d.pinPath + "_tmp_" + strconv.Itoa(os.Getpid())
 	_ = os.RemoveAll(tmp)
-	for _, sub := range []string{pinMaps, pinProgs, pinLinks} {
+	for _, sub := range []string{pinMaps, pinProgs, filepath.Join(pinLinks, linkXDP), filepath.Join(pinLinks, linkTC)} {
 		if err := os.MkdirAll(filepath.Join(tmp, sub), 0o700); err != nil {
 			return fmt.Errorf("create pin directory: %w", err)
 		}
@@ -239,7 +259,7 @@ func (d *Dataplane) pinNew() error {
 }
 
 func (d *Dataplane) pinPrograms(dir string) error {
-	for name, p := range map[string]*ebpf.Program{"hc_ingress": d.ingress, "hc_egress": d.egress} {
+	for name, p := range map[string]*ebpf.Program{"hc_ingress": d.ingress, "hc_egress": d.egress, "hc_tc_egress": d.tc} {
 		path := filepath.Join(dir, pinProgs, name)
 		_ = os.Remove(path)
 		if err := p.Pin(path); err != nil {
@@ -327,23 +347,29 @@ func (d *Dataplane) adopt() error {
 	if err := d.pinPrograms(d.pinPath); err != nil {
 		return err
 	}
-	entries, err := os.ReadDir(filepath.Join(d.pinPath, pinLinks))
-	if err != nil {
-		return fmt.Errorf("read pinned links: %w", err)
-	}
-	for _, e := range entries {
-		path := filepath.Join(d.pinPath, pinLinks, e.Name())
-		l, err := link.LoadPinnedLink(path, nil)
+	for kind, prog := range map[string]*ebpf.Program{linkXDP: d.ingress, linkTC: d.tc} {
+		dir := filepath.Join(d.pinPath, pinLinks, kind)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("pinned links: %w", err)
+		}
+		entries, err := os.ReadDir(dir)
 		if err != nil {
-			d.log.Warn("dropping unusable pinned link", "path", path, "err", err)
-			_ = os.Remove(path)
-			continue
+			return fmt.Errorf("read pinned links: %w", err)
 		}
-		if err := l.Update(d.ingress); err != nil {
-			l.Close()
-			return fmt.Errorf("update pinned link %s: %w", e.Name(), err)
+		for _, e := range entries {
+			path := filepath.Join(dir, e.Name())
+			l, err := link.LoadPinnedLink(path, nil)
+			if err != nil {
+				d.log.Warn("dropping unusable pinned link", "path", path, "err", err)
+				_ = os.Remove(path)
+				continue
+			}
+			if err := l.Update(prog); err != nil {
+				l.Close()
+				return fmt.Errorf("update pinned link %s/%s: %w", kind, e.Name(), err)
+			}
+			d.links[kind+"/"+ifname(e.Name())] = l
 		}
-		d.links[ifname(e.Name())] = l
 	}
 	return nil
 }
@@ -389,6 +415,9 @@ func (d *Dataplane) closeFDs() {
 	if d.egress != nil {
 		d.egress.Close()
 	}
+	if d.tc != nil {
+		d.tc.Close()
+	}
 }
 
 // Cleanup removes a pinned dataplane: links (which detaches the programs
@@ -398,14 +427,16 @@ func Cleanup(pinPath string) error {
 		return nil
 	}
 	var errs []error
-	entries, _ := os.ReadDir(filepath.Join(pinPath, pinLinks))
-	for _, e := range entries {
-		path := filepath.Join(pinPath, pinLinks, e.Name())
-		if l, err := link.LoadPinnedLink(path, nil); err == nil {
-			if err := l.Unpin(); err != nil {
-				errs = append(errs, fmt.Errorf("unpin link %s: %w", e.Name(), err))
+	for _, kind := range []string{linkXDP, linkTC} {
+		entries, _ := os.ReadDir(filepath.Join(pinPath, pinLinks, kind))
+		for _, e := range entries {
+			path := filepath.Join(pinPath, pinLinks, kind, e.Name())
+			if l, err := link.LoadPinnedLink(path, nil); err == nil {
+				if err := l.Unpin(); err != nil {
+					errs = append(errs, fmt.Errorf("unpin link %s/%s: %w", kind, e.Name(), err))
+				}
+				l.Close()
 			}
-			l.Close()
 		}
 	}
 	if err := os.RemoveAll(pinPath); err != nil {
@@ -415,64 +446,95 @@ func Cleanup(pinPath string) error {
 }
 
 // Attach attaches the ingress program to an interface (bpf_link, pinned
-// as links/NAME). With an adopted link already there, it is kept (it runs
-// the new program since Open). The caller's goroutine must be in the
+// as links/xdp/NAME). With an adopted link already there, it is kept (it
+// runs the new program since Open). The caller's goroutine must be in the
 // interface's network namespace.
 func (d *Dataplane) Attach(name string, ifindex int) error {
+	return d.attach(linkXDP, name, ifindex)
+}
+
+// AttachTC attaches the TC egress program (tcx) that gives packets sourced
+// from a virtual IP the virtual MAC; for interfaces with VRRP6 groups.
+func (d *Dataplane) AttachTC(name string, ifindex int) error {
+	return d.attach(linkTC, name, ifindex)
+}
+
+func (d *Dataplane) attach(kind, name string, ifindex int) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if l, ok := d.links[name]; ok {
-		info, err := l.Info()
-		if err == nil {
-			if x := info.XDP(); x != nil && int(x.Ifindex) == ifindex {
-				return nil
-			}
+	key := kind + "/" + name
+	if l, ok := d.links[key]; ok {
+		if info, err := l.Info(); err == nil && linkIfindex(info) == ifindex {
+			return nil
 		}
 		// The interface was recreated: the old link is dead.
 		_ = l.Unpin()
 		l.Close()
-		delete(d.links, name)
+		delete(d.links, key)
 	}
-	l, err := link.AttachXDP(link.XDPOptions{Program: d.ingress, Interface: ifindex, Flags: d.flags})
+	var l link.Link
+	var err error
+	switch kind {
+	case linkXDP:
+		l, err = link.AttachXDP(link.XDPOptions{Program: d.ingress, Interface: ifindex, Flags: d.flags})
+	case linkTC:
+		l, err = link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: d.tc, Attach: ebpf.AttachTCXEgress})
+	}
 	if err != nil {
-		return fmt.Errorf("attach xdp to %s: %w", name, err)
+		return fmt.Errorf("attach %s to %s: %w", kind, name, err)
 	}
 	if d.pinPath != "" {
-		if err := l.Pin(filepath.Join(d.pinPath, pinLinks, linkPin(name))); err != nil {
+		if err := l.Pin(filepath.Join(d.pinPath, pinLinks, kind, linkPin(name))); err != nil {
 			l.Close()
-			return fmt.Errorf("pin link of %s: %w", name, err)
+			return fmt.Errorf("pin %s link of %s: %w", kind, name, err)
 		}
 	}
-	d.links[name] = l
-	d.log.Info("attached", "interface", name, "ifindex", ifindex)
+	d.links[key] = l
+	d.log.Info("attached", "kind", kind, "interface", name, "ifindex", ifindex)
 	return nil
 }
 
-// Detach removes the program from an interface and forgets its link.
+func linkIfindex(info *link.Info) int {
+	if x := info.XDP(); x != nil {
+		return int(x.Ifindex)
+	}
+	if t := info.TCX(); t != nil {
+		return int(t.Ifindex)
+	}
+	return -1
+}
+
+// Detach removes the programs from an interface and forgets its links.
 func (d *Dataplane) Detach(name string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	l, ok := d.links[name]
-	if !ok {
-		return nil
-	}
-	delete(d.links, name)
-	if d.pinPath != "" {
-		if err := l.Unpin(); err != nil {
-			l.Close()
-			return fmt.Errorf("unpin link of %s: %w", name, err)
+	var errs []error
+	for _, kind := range []string{linkXDP, linkTC} {
+		key := kind + "/" + name
+		l, ok := d.links[key]
+		if !ok {
+			continue
 		}
+		delete(d.links, key)
+		if d.pinPath != "" {
+			if err := l.Unpin(); err != nil {
+				errs = append(errs, fmt.Errorf("unpin %s link of %s: %w", kind, name, err))
+			}
+		}
+		errs = append(errs, l.Close())
 	}
-	return l.Close()
+	return errors.Join(errs...)
 }
 
-// Attached lists the interface names with a link.
+// Attached lists the interface names with an XDP link.
 func (d *Dataplane) Attached() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	names := make([]string, 0, len(d.links))
-	for n := range d.links {
-		names = append(names, n)
+	var names []string
+	for key := range d.links {
+		if n, ok := strings.CutPrefix(key, linkXDP+"/"); ok {
+			names = append(names, n)
+		}
 	}
 	slices.Sort(names)
 	return names
@@ -481,7 +543,8 @@ func (d *Dataplane) Attached() []string {
 // Iface is an interface's entry in the ifaces map.
 type Iface struct {
 	Gate   Gate
-	SrcMAC net.HardwareAddr
+	SrcMAC net.HardwareAddr // source MAC of forwarded copies
+	MAC    net.HardwareAddr // the interface's own MAC; defaults to SrcMAC
 }
 
 // SetIface writes an interface's gate and source MAC in one map write (a
@@ -492,6 +555,14 @@ func (d *Dataplane) SetIface(ifindex int, ifc Iface) error {
 		return fmt.Errorf("interface %d: source mac %q is not 6 bytes", ifindex, ifc.SrcMAC)
 	}
 	copy(v.SrcMac[:], ifc.SrcMAC)
+	own := ifc.MAC
+	if own == nil {
+		own = ifc.SrcMAC
+	}
+	if len(own) != 6 {
+		return fmt.Errorf("interface %d: mac %q is not 6 bytes", ifindex, own)
+	}
+	copy(v.Mac[:], own)
 	v.Gate = ifc.Gate
 	if err := d.maps["ifaces"].Put(uint32(ifindex), v); err != nil {
 		return fmt.Errorf("set interface %d: %w", ifindex, err)
@@ -525,7 +596,7 @@ func (d *Dataplane) Iface(ifindex int) (Iface, error) {
 	if err := d.maps["ifaces"].Lookup(uint32(ifindex), &v); err != nil {
 		return Iface{}, fmt.Errorf("interface %d: %w", ifindex, err)
 	}
-	return Iface{Gate: v.Gate, SrcMAC: net.HardwareAddr(slices.Clone(v.SrcMac[:]))}, nil
+	return Iface{Gate: v.Gate, SrcMAC: net.HardwareAddr(slices.Clone(v.SrcMac[:])), MAC: net.HardwareAddr(slices.Clone(v.Mac[:]))}, nil
 }
 
 // DeleteIface removes an interface's entry: copies toward it are dropped.
@@ -791,4 +862,35 @@ func (d *Dataplane) SetCount() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return len(d.setByID)
+}
+
+// SetVRRPMaster installs (master) or removes the fast-path state of a VRRP
+// group on an interface: acceptance of its virtual MAC and the virtual IPs
+// answered from XDP and sourced with the virtual MAC. Together with
+// SetIface (gate, source MAC) this is the whole switchover: map writes only.
+func (d *Dataplane) SetVRRPMaster(ifindex int, vrid uint8, vips []netip.Addr, master bool) error {
+	key := ingressHcVmacKey{Ifindex: uint32(ifindex), Vrid: uint32(vrid)}
+	var errs []error
+	if master {
+		for _, a := range vips {
+			k := ingressHcVipKey{Ifindex: uint32(ifindex), Addr: a.As16()}
+			if err := d.maps["vips"].Put(k, ingressHcVip{Vrid: uint32(vrid)}); err != nil {
+				errs = append(errs, fmt.Errorf("virtual ip %s: %w", a, err))
+			}
+		}
+		if err := d.maps["vmacs"].Put(key, uint32(1)); err != nil {
+			errs = append(errs, fmt.Errorf("virtual mac of vrid %d: %w", vrid, err))
+		}
+		return errors.Join(errs...)
+	}
+	if err := d.maps["vmacs"].Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		errs = append(errs, fmt.Errorf("virtual mac of vrid %d: %w", vrid, err))
+	}
+	for _, a := range vips {
+		k := ingressHcVipKey{Ifindex: uint32(ifindex), Addr: a.As16()}
+		if err := d.maps["vips"].Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("virtual ip %s: %w", a, err))
+		}
+	}
+	return errors.Join(errs...)
 }

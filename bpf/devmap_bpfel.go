@@ -22,8 +22,9 @@ type devmapHcCounter struct {
 type devmapHcIface struct {
 	_      structs.HostLayout
 	SrcMac [6]uint8
+	Mac    [6]uint8
 	Flags  uint8
-	Pad    uint8
+	Pad    [3]uint8
 	Gate   uint32
 }
 
@@ -44,11 +45,13 @@ const (
 	devmapHcReasonHC_R_DROP_RPF          devmapHcReason = 11
 	devmapHcReasonHC_R_DROP_NO_OIF       devmapHcReason = 12
 	devmapHcReasonHC_R_DROP_REDIRECT     devmapHcReason = 13
-	devmapHcReasonHC_R_EGRESS_SENT       devmapHcReason = 14
-	devmapHcReasonHC_R_EGRESS_MUTED      devmapHcReason = 15
-	devmapHcReasonHC_R_EGRESS_UNKNOWN    devmapHcReason = 16
-	devmapHcReasonHC_R_EGRESS_MALFORMED  devmapHcReason = 17
-	devmapHcReasonHC_R_MAX               devmapHcReason = 18
+	devmapHcReasonHC_R_DROP_VMAC_BACKUP  devmapHcReason = 14
+	devmapHcReasonHC_R_TX_NA             devmapHcReason = 15
+	devmapHcReasonHC_R_EGRESS_SENT       devmapHcReason = 16
+	devmapHcReasonHC_R_EGRESS_MUTED      devmapHcReason = 17
+	devmapHcReasonHC_R_EGRESS_UNKNOWN    devmapHcReason = 18
+	devmapHcReasonHC_R_EGRESS_MALFORMED  devmapHcReason = 19
+	devmapHcReasonHC_R_MAX               devmapHcReason = 20
 )
 
 type devmapHcRoute struct {
@@ -65,6 +68,24 @@ type devmapHcRouteKey struct {
 	Grp [16]uint8
 }
 
+type devmapHcVip struct {
+	_     structs.HostLayout
+	Vrid  uint32
+	Flags uint32
+}
+
+type devmapHcVipKey struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Addr    [16]uint8
+}
+
+type devmapHcVmacKey struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Vrid    uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -74,6 +95,8 @@ const (
 	devmapMapReasons    = "reasons"
 	devmapMapRouteStats = "route_stats"
 	devmapMapRoutes     = "routes"
+	devmapMapVips       = "vips"
+	devmapMapVmacs      = "vmacs"
 	devmapProgHcEgress  = "hc_egress"
 )
 
@@ -131,6 +154,8 @@ type devmapMapSpecs struct {
 	Reasons    *ebpf.MapSpec `ebpf:"reasons"`
 	RouteStats *ebpf.MapSpec `ebpf:"route_stats"`
 	Routes     *ebpf.MapSpec `ebpf:"routes"`
+	Vips       *ebpf.MapSpec `ebpf:"vips"`
+	Vmacs      *ebpf.MapSpec `ebpf:"vmacs"`
 }
 
 // devmapVariableSpecs contains global variables before they are loaded into the kernel.
@@ -164,6 +189,8 @@ type devmapMaps struct {
 	Reasons    *ebpf.Map `ebpf:"reasons"`
 	RouteStats *ebpf.Map `ebpf:"route_stats"`
 	Routes     *ebpf.Map `ebpf:"routes"`
+	Vips       *ebpf.Map `ebpf:"vips"`
+	Vmacs      *ebpf.Map `ebpf:"vmacs"`
 }
 
 func (m *devmapMaps) Close() error {
@@ -173,6 +200,8 @@ func (m *devmapMaps) Close() error {
 		m.Reasons,
 		m.RouteStats,
 		m.Routes,
+		m.Vips,
+		m.Vmacs,
 	)
 }
 

@@ -29,8 +29,9 @@ const (
 type ingressHcIface struct {
 	_      structs.HostLayout
 	SrcMac [6]uint8
+	Mac    [6]uint8
 	Flags  uint8
-	Pad    uint8
+	Pad    [3]uint8
 	Gate   ingressHcGate
 }
 
@@ -51,11 +52,13 @@ const (
 	ingressHcReasonHC_R_DROP_RPF          ingressHcReason = 11
 	ingressHcReasonHC_R_DROP_NO_OIF       ingressHcReason = 12
 	ingressHcReasonHC_R_DROP_REDIRECT     ingressHcReason = 13
-	ingressHcReasonHC_R_EGRESS_SENT       ingressHcReason = 14
-	ingressHcReasonHC_R_EGRESS_MUTED      ingressHcReason = 15
-	ingressHcReasonHC_R_EGRESS_UNKNOWN    ingressHcReason = 16
-	ingressHcReasonHC_R_EGRESS_MALFORMED  ingressHcReason = 17
-	ingressHcReasonHC_R_MAX               ingressHcReason = 18
+	ingressHcReasonHC_R_DROP_VMAC_BACKUP  ingressHcReason = 14
+	ingressHcReasonHC_R_TX_NA             ingressHcReason = 15
+	ingressHcReasonHC_R_EGRESS_SENT       ingressHcReason = 16
+	ingressHcReasonHC_R_EGRESS_MUTED      ingressHcReason = 17
+	ingressHcReasonHC_R_EGRESS_UNKNOWN    ingressHcReason = 18
+	ingressHcReasonHC_R_EGRESS_MALFORMED  ingressHcReason = 19
+	ingressHcReasonHC_R_MAX               ingressHcReason = 20
 )
 
 type ingressHcRoute struct {
@@ -70,6 +73,24 @@ type ingressHcRouteKey struct {
 	_   structs.HostLayout
 	Src [16]uint8
 	Grp [16]uint8
+}
+
+type ingressHcVip struct {
+	_     structs.HostLayout
+	Vrid  uint32
+	Flags uint32
+}
+
+type ingressHcVipKey struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Addr    [16]uint8
+}
+
+type ingressHcVmacKey struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Vrid    uint32
 }
 
 type ingressXdpMd struct {
@@ -91,6 +112,8 @@ const (
 	ingressMapReasons    = "reasons"
 	ingressMapRouteStats = "route_stats"
 	ingressMapRoutes     = "routes"
+	ingressMapVips       = "vips"
+	ingressMapVmacs      = "vmacs"
 	ingressProgHcIngress = "hc_ingress"
 )
 
@@ -148,6 +171,8 @@ type ingressMapSpecs struct {
 	Reasons    *ebpf.MapSpec `ebpf:"reasons"`
 	RouteStats *ebpf.MapSpec `ebpf:"route_stats"`
 	Routes     *ebpf.MapSpec `ebpf:"routes"`
+	Vips       *ebpf.MapSpec `ebpf:"vips"`
+	Vmacs      *ebpf.MapSpec `ebpf:"vmacs"`
 }
 
 // ingressVariableSpecs contains global variables before they are loaded into the kernel.
@@ -181,6 +206,8 @@ type ingressMaps struct {
 	Reasons    *ebpf.Map `ebpf:"reasons"`
 	RouteStats *ebpf.Map `ebpf:"route_stats"`
 	Routes     *ebpf.Map `ebpf:"routes"`
+	Vips       *ebpf.Map `ebpf:"vips"`
+	Vmacs      *ebpf.Map `ebpf:"vmacs"`
 }
 
 func (m *ingressMaps) Close() error {
@@ -190,6 +217,8 @@ func (m *ingressMaps) Close() error {
 		m.Reasons,
 		m.RouteStats,
 		m.Routes,
+		m.Vips,
+		m.Vmacs,
 	)
 }
 

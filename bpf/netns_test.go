@@ -246,7 +246,7 @@ func TestPinAdoptUnderTraffic(t *testing.T) {
 	if err := d.ReplaceRoutes([]Route{{RouteKey: RouteKey{Source: srcS, Group: grpG}, IIf: tp.r0.Index, OIfs: []int{tp.r[0].Index}}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"maps/routes", "progs/hc_ingress", "links/r0", "links/r3"} {
+	for _, p := range []string{"maps/routes", "progs/hc_ingress", "links/xdp/r0", "links/xdp/r3"} {
 		if _, err := os.Stat(filepath.Join(pin, p)); err != nil {
 			t.Errorf("pin %s: %v", p, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"net/netip"
 	"testing"
 
@@ -111,7 +112,7 @@ func TestSpecLimits(t *testing.T) {
 		t.Errorf("reasons max entries %d, want %d", got, numReasons)
 	}
 	for _, r := range AllReasons() {
-		if ReasonName(r) == "" || ReasonName(r)[:7] == "reason_" {
+		if strings.HasPrefix(ReasonName(r), "reason_") {
 			t.Errorf("reason %d has no name", r)
 		}
 	}

@@ -22,8 +22,9 @@ type testshimHcCounter struct {
 type testshimHcIface struct {
 	_      structs.HostLayout
 	SrcMac [6]uint8
+	Mac    [6]uint8
 	Flags  uint8
-	Pad    uint8
+	Pad    [3]uint8
 	Gate   uint32
 }
 
@@ -44,11 +45,13 @@ const (
 	testshimHcReasonHC_R_DROP_RPF          testshimHcReason = 11
 	testshimHcReasonHC_R_DROP_NO_OIF       testshimHcReason = 12
 	testshimHcReasonHC_R_DROP_REDIRECT     testshimHcReason = 13
-	testshimHcReasonHC_R_EGRESS_SENT       testshimHcReason = 14
-	testshimHcReasonHC_R_EGRESS_MUTED      testshimHcReason = 15
-	testshimHcReasonHC_R_EGRESS_UNKNOWN    testshimHcReason = 16
-	testshimHcReasonHC_R_EGRESS_MALFORMED  testshimHcReason = 17
-	testshimHcReasonHC_R_MAX               testshimHcReason = 18
+	testshimHcReasonHC_R_DROP_VMAC_BACKUP  testshimHcReason = 14
+	testshimHcReasonHC_R_TX_NA             testshimHcReason = 15
+	testshimHcReasonHC_R_EGRESS_SENT       testshimHcReason = 16
+	testshimHcReasonHC_R_EGRESS_MUTED      testshimHcReason = 17
+	testshimHcReasonHC_R_EGRESS_UNKNOWN    testshimHcReason = 18
+	testshimHcReasonHC_R_EGRESS_MALFORMED  testshimHcReason = 19
+	testshimHcReasonHC_R_MAX               testshimHcReason = 20
 )
 
 type testshimHcRoute struct {
@@ -65,6 +68,24 @@ type testshimHcRouteKey struct {
 	Grp [16]uint8
 }
 
+type testshimHcVip struct {
+	_     structs.HostLayout
+	Vrid  uint32
+	Flags uint32
+}
+
+type testshimHcVipKey struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Addr    [16]uint8
+}
+
+type testshimHcVmacKey struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Vrid    uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -74,6 +95,8 @@ const (
 	testshimMapReasons       = "reasons"
 	testshimMapRouteStats    = "route_stats"
 	testshimMapRoutes        = "routes"
+	testshimMapVips          = "vips"
+	testshimMapVmacs         = "vmacs"
 	testshimProgHcEgressShim = "hc_egress_shim"
 )
 
@@ -131,6 +154,8 @@ type testshimMapSpecs struct {
 	Reasons    *ebpf.MapSpec `ebpf:"reasons"`
 	RouteStats *ebpf.MapSpec `ebpf:"route_stats"`
 	Routes     *ebpf.MapSpec `ebpf:"routes"`
+	Vips       *ebpf.MapSpec `ebpf:"vips"`
+	Vmacs      *ebpf.MapSpec `ebpf:"vmacs"`
 }
 
 // testshimVariableSpecs contains global variables before they are loaded into the kernel.
@@ -164,6 +189,8 @@ type testshimMaps struct {
 	Reasons    *ebpf.Map `ebpf:"reasons"`
 	RouteStats *ebpf.Map `ebpf:"route_stats"`
 	Routes     *ebpf.Map `ebpf:"routes"`
+	Vips       *ebpf.Map `ebpf:"vips"`
+	Vmacs      *ebpf.Map `ebpf:"vmacs"`
 }
 
 func (m *testshimMaps) Close() error {
@@ -173,6 +200,8 @@ func (m *testshimMaps) Close() error {
 		m.Reasons,
 		m.RouteStats,
 		m.Routes,
+		m.Vips,
+		m.Vmacs,
 	)
 }
 

@@ -25,6 +25,8 @@ const (
 	ReasonDropRPF         = ingressHcReasonHC_R_DROP_RPF
 	ReasonDropNoOIF       = ingressHcReasonHC_R_DROP_NO_OIF
 	ReasonDropRedirect    = ingressHcReasonHC_R_DROP_REDIRECT
+	ReasonDropVMACBackup  = ingressHcReasonHC_R_DROP_VMAC_BACKUP
+	ReasonTxNA            = ingressHcReasonHC_R_TX_NA
 	ReasonEgressSent      = ingressHcReasonHC_R_EGRESS_SENT
 	ReasonEgressMuted     = ingressHcReasonHC_R_EGRESS_MUTED
 	ReasonEgressUnknown   = ingressHcReasonHC_R_EGRESS_UNKNOWN
@@ -48,6 +50,8 @@ var reasonNames = [...]string{
 	ReasonDropRPF:         "drop_rpf",
 	ReasonDropNoOIF:       "drop_no_oif",
 	ReasonDropRedirect:    "drop_redirect",
+	ReasonDropVMACBackup:  "drop_vmac_backup",
+	ReasonTxNA:            "tx_na",
 	ReasonEgressSent:      "egress_sent",
 	ReasonEgressMuted:     "egress_muted",
 	ReasonEgressUnknown:   "egress_unknown",

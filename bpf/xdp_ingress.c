@@ -14,6 +14,7 @@
 #include "include/hotcast.h"
 #include "include/maps.h"
 #include "include/parsing.h"
+#include "include/vrrp.h"
 
 #define HC_ICMPV6_MLD_QUERY 130
 #define HC_ICMPV6_MLD_REPORT 131
@@ -77,12 +78,20 @@ int hc_ingress(struct xdp_md *ctx)
 	proto = parse_ethhdr(&nh, data_end, &eth, &vlan_len);
 	if (proto == HC_ERR_TRUNCATED)
 		return drop(HC_R_DROP_MALFORMED);
+	ret = vmac_accept(ctx, eth);
+	if (ret)
+		return ret;
 	if (proto != ETH_P_IPV6)
 		return pass(HC_R_PASS_NOT_IPV6);
 
 	proto = parse_ip6hdr(&nh, data_end, &ip6h);
 	if (proto < 0)
 		return drop(HC_R_DROP_MALFORMED);
+	if (!vlan_len) {
+		ret = ns_answer(ctx, ip6h, data_end);
+		if (ret)
+			return ret;
+	}
 	if (ip6h->daddr.s6_addr[0] != 0xff)
 		return pass(HC_R_PASS_UNICAST);
 	/* Reserved (0), interface-local (1) and link-local (2) scopes: MLD,

@@ -42,6 +42,8 @@ enum hc_reason {
 	HC_R_DROP_RPF,            /* ingress: arrived on the wrong interface */
 	HC_R_DROP_NO_OIF,         /* ingress: route with an empty set */
 	HC_R_DROP_REDIRECT,       /* ingress: the redirect helper failed */
+	HC_R_DROP_VMAC_BACKUP,    /* ingress: to a VRRP virtual MAC we are not Master of */
+	HC_R_TX_NA,               /* ingress: NS for a virtual IP answered (XDP_TX) */
 	HC_R_EGRESS_SENT,         /* egress: a copy left */
 	HC_R_EGRESS_MUTED,        /* egress: gate muted, copy dropped */
 	HC_R_EGRESS_UNKNOWN,      /* egress: interface not configured */
@@ -76,9 +78,30 @@ struct hc_counter {
  * VRRP switchover (gate + virtual MAC) is a single map write. */
 struct hc_iface {
 	__u8 src_mac[6];   /* source MAC of copies: own MAC or VRRP virtual MAC */
+	__u8 mac[6];       /* the interface's own MAC */
 	__u8 flags;
-	__u8 pad;
+	__u8 pad[3];
 	enum hc_gate gate;
+};
+
+/* A VRRP group this router is Master of on an interface: frames to its
+ * virtual MAC 00:00:5e:00:02:{vrid} are accepted there. */
+struct hc_vmac_key {
+	__u32 ifindex;
+	__u32 vrid;
+};
+
+/* A virtual IP of a VRRP group this router is Master of: Neighbor
+ * Solicitations for it are answered from XDP with the virtual MAC, and
+ * packets sourced from it leave with the virtual MAC (TC egress). */
+struct hc_vip_key {
+	__u32 ifindex;
+	__u8 addr[16];
+};
+
+struct hc_vip {
+	__u32 vrid;
+	__u32 flags;
 };
 
 #endif /* HOTCAST_H */

@@ -56,6 +56,22 @@ struct {
 	__uint(max_entries, HC_MAX_IFACES);
 } ifaces SEC(".maps");
 
+/* VRRP groups this router is Master of, by (ifindex, vrid). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct hc_vmac_key);
+	__type(value, __u32);
+	__uint(max_entries, 1024);
+} vmacs SEC(".maps");
+
+/* Virtual IPs of those groups, by (ifindex, address). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct hc_vip_key);
+	__type(value, struct hc_vip);
+	__uint(max_entries, 4096);
+} vips SEC(".maps");
+
 /* enum hc_reason -> frames (per-CPU). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -63,6 +79,22 @@ struct {
 	__type(value, __u64);
 	__uint(max_entries, HC_R_MAX);
 } reasons SEC(".maps");
+
+static __always_inline int is_vmac(const __u8 *mac)
+{
+	return mac[0] == 0x00 && mac[1] == 0x00 && mac[2] == 0x5e &&
+	       mac[3] == 0x00 && mac[4] == 0x02;
+}
+
+static __always_inline void vmac_of(__u8 *mac, __u32 vrid)
+{
+	mac[0] = 0x00;
+	mac[1] = 0x00;
+	mac[2] = 0x5e;
+	mac[3] = 0x00;
+	mac[4] = 0x02;
+	mac[5] = vrid & 0xff;
+}
 
 static __always_inline void count_reason(enum hc_reason reason)
 {
