@@ -5,8 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
