@@ -41,6 +41,7 @@ var mapNames = []string{"routes", "oif_sets", "route_stats", "ifaces", "reasons"
 const (
 	linkXDP = "xdp" // hc_ingress on every interface
 	linkTC  = "tc"  // hc_tc_egress (tcx) on VRRP interfaces
+	linkTCI = "tci" // hc_tc_ingress (tcx) on VRRP interfaces
 )
 
 // Options configure Open.
@@ -63,6 +64,7 @@ type Dataplane struct {
 	ingress *ebpf.Program
 	egress  *ebpf.Program
 	tc      *ebpf.Program
+	tci     *ebpf.Program
 	maps    map[string]*ebpf.Map
 	inner   *ebpf.MapSpec
 
@@ -179,6 +181,16 @@ func Open(opts Options) (_ *Dataplane, err error) {
 	}
 	closeMaps(tco.tcegressMaps)
 	d.tc = tco.HcTcEgress
+	tciSpec, err := loadTcingress()
+	if err != nil {
+		return nil, fmt.Errorf("load tc ingress spec: %w", err)
+	}
+	var tcio tcingressObjects
+	if err := tciSpec.LoadAndAssign(&tcio, &ebpf.CollectionOptions{MapReplacements: d.maps}); err != nil {
+		return nil, fmt.Errorf("load tc ingress program: %+v", err)
+	}
+	closeMaps(tcio.tcingressMaps)
+	d.tci = tcio.HcTcIngress
 
 	if d.adopted {
 		if err := d.adopt(); err != nil {
@@ -201,6 +213,8 @@ func closeMaps(ms any) {
 	case devmapMaps:
 		m.Close()
 	case tcegressMaps:
+		m.Close()
+	case tcingressMaps:
 		m.Close()
 	}
 }
@@ -226,7 +240,7 @@ func (d *Dataplane) pinNew() error {
 	// bpffs refuses names with dots.
 	tmp := d.pinPath + "_tmp_" + strconv.Itoa(os.Getpid())
 	_ = os.RemoveAll(tmp)
-	for _, sub := range []string{pinMaps, pinProgs, filepath.Join(pinLinks, linkXDP), filepath.Join(pinLinks, linkTC)} {
+	for _, sub := range []string{pinMaps, pinProgs, filepath.Join(pinLinks, linkXDP), filepath.Join(pinLinks, linkTC), filepath.Join(pinLinks, linkTCI)} {
 		if err := os.MkdirAll(filepath.Join(tmp, sub), 0o700); err != nil {
 			return fmt.Errorf("create pin directory: %w", err)
 		}
@@ -259,7 +273,7 @@ func (d *Dataplane) pinNew() error {
 }
 
 func (d *Dataplane) pinPrograms(dir string) error {
-	for name, p := range map[string]*ebpf.Program{"hc_ingress": d.ingress, "hc_egress": d.egress, "hc_tc_egress": d.tc} {
+	for name, p := range map[string]*ebpf.Program{"hc_ingress": d.ingress, "hc_egress": d.egress, "hc_tc_egress": d.tc, "hc_tc_ingress": d.tci} {
 		path := filepath.Join(dir, pinProgs, name)
 		_ = os.Remove(path)
 		if err := p.Pin(path); err != nil {
@@ -347,7 +361,7 @@ func (d *Dataplane) adopt() error {
 	if err := d.pinPrograms(d.pinPath); err != nil {
 		return err
 	}
-	for kind, prog := range map[string]*ebpf.Program{linkXDP: d.ingress, linkTC: d.tc} {
+	for kind, prog := range map[string]*ebpf.Program{linkXDP: d.ingress, linkTC: d.tc, linkTCI: d.tci} {
 		dir := filepath.Join(d.pinPath, pinLinks, kind)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("pinned links: %w", err)
@@ -418,6 +432,9 @@ func (d *Dataplane) closeFDs() {
 	if d.tc != nil {
 		d.tc.Close()
 	}
+	if d.tci != nil {
+		d.tci.Close()
+	}
 }
 
 // Cleanup removes a pinned dataplane: links (which detaches the programs
@@ -427,7 +444,7 @@ func Cleanup(pinPath string) error {
 		return nil
 	}
 	var errs []error
-	for _, kind := range []string{linkXDP, linkTC} {
+	for _, kind := range []string{linkXDP, linkTC, linkTCI} {
 		entries, _ := os.ReadDir(filepath.Join(pinPath, pinLinks, kind))
 		for _, e := range entries {
 			path := filepath.Join(pinPath, pinLinks, kind, e.Name())
@@ -453,10 +470,15 @@ func (d *Dataplane) Attach(name string, ifindex int) error {
 	return d.attach(linkXDP, name, ifindex)
 }
 
-// AttachTC attaches the TC egress program (tcx) that gives packets sourced
-// from a virtual IP the virtual MAC; for interfaces with VRRP6 groups.
+// AttachTC attaches the TC programs (tcx) of interfaces with VRRP6 groups:
+// egress gives packets sourced from a virtual IP the virtual MAC; ingress
+// makes frames XDP re-addressed from the virtual MAC to the interface MAC
+// PACKET_HOST on drivers that build the skb before XDP (veth, generic).
 func (d *Dataplane) AttachTC(name string, ifindex int) error {
-	return d.attach(linkTC, name, ifindex)
+	if err := d.attach(linkTC, name, ifindex); err != nil {
+		return err
+	}
+	return d.attach(linkTCI, name, ifindex)
 }
 
 func (d *Dataplane) attach(kind, name string, ifindex int) error {
@@ -479,6 +501,8 @@ func (d *Dataplane) attach(kind, name string, ifindex int) error {
 		l, err = link.AttachXDP(link.XDPOptions{Program: d.ingress, Interface: ifindex, Flags: d.flags})
 	case linkTC:
 		l, err = link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: d.tc, Attach: ebpf.AttachTCXEgress})
+	case linkTCI:
+		l, err = link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: d.tci, Attach: ebpf.AttachTCXIngress})
 	}
 	if err != nil {
 		return fmt.Errorf("attach %s to %s: %w", kind, name, err)
@@ -509,7 +533,7 @@ func (d *Dataplane) Detach(name string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var errs []error
-	for _, kind := range []string{linkXDP, linkTC} {
+	for _, kind := range []string{linkXDP, linkTC, linkTCI} {
 		key := kind + "/" + name
 		l, ok := d.links[key]
 		if !ok {

@@ -15,6 +15,50 @@
 #include "include/hotcast.h"
 #include "include/maps.h"
 
+#define HC_L4_OFF (sizeof(struct ethhdr) + sizeof(struct ipv6hdr))
+
+/* ND messages the stack sends from a virtual IP (its NS to resolve a host,
+ * NA, RA) carry the interface MAC in their link-layer address options; a
+ * host would learn it and bypass the virtual MAC. Rewrite the first
+ * source/target link-layer option to the virtual MAC and fix the ICMPv6
+ * checksum. Bounded to the options right after the fixed part of NS/NA
+ * (24 bytes) and RS/RA/Redirect are left alone but for NS/NA. */
+static __always_inline void nd_options_vmac(struct __sk_buff *skb, const __u8 *vmac)
+{
+	__u8 hdr[2], old[8], new[8];
+	__u32 off;
+	__s64 diff;
+	__u8 type;
+	int i;
+
+	if (bpf_skb_load_bytes(skb, HC_L4_OFF, &type, 1))
+		return;
+	if (type != 135 && type != 136)
+		return;
+	off = HC_L4_OFF + 24;
+#pragma unroll
+	for (i = 0; i < 3; i++) {
+		if (bpf_skb_load_bytes(skb, off, hdr, 2))
+			return;
+		if (hdr[1] == 0)
+			return;
+		if ((hdr[0] == 1 || hdr[0] == 2) && hdr[1] == 1) {
+			if (bpf_skb_load_bytes(skb, off, old, 8))
+				return;
+			new[0] = old[0];
+			new[1] = old[1];
+			__builtin_memcpy(new + 2, vmac, ETH_ALEN);
+			diff = bpf_csum_diff((__be32 *)old, 8, (__be32 *)new, 8, 0);
+			if (diff < 0)
+				return;
+			bpf_skb_store_bytes(skb, off, new, 8, 0);
+			bpf_l4_csum_replace(skb, HC_L4_OFF + 2, 0, diff, 0);
+			return;
+		}
+		off += hdr[1] * 8;
+	}
+}
+
 SEC("tc")
 int hc_tc_egress(struct __sk_buff *skb)
 {
@@ -24,6 +68,7 @@ int hc_tc_egress(struct __sk_buff *skb)
 	struct ipv6hdr *ip6h;
 	struct hc_vip *vip;
 	void *data, *data_end;
+	int icmp;
 
 	/* Frames from the stack may be non-linear: pull the headers in. */
 	if (bpf_skb_pull_data(skb, sizeof(*eth) + sizeof(*ip6h)))
@@ -42,7 +87,11 @@ int hc_tc_egress(struct __sk_buff *skb)
 	if (!vip)
 		return TC_ACT_OK;
 	vmac_of(vmac, vip->vrid);
+	icmp = ip6h->nexthdr == 58;
+	/* Packet pointers are invalid after this store. */
 	bpf_skb_store_bytes(skb, offsetof(struct ethhdr, h_source), vmac, ETH_ALEN, 0);
+	if (icmp)
+		nd_options_vmac(skb, vmac);
 	return TC_ACT_OK;
 }
 

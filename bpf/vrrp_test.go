@@ -196,6 +196,21 @@ func TestVRRPFastPath(t *testing.T) {
 		if !bytes.Equal(out, in) {
 			t.Errorf("tc egress changed a frame while Backup")
 		}
+		master(true)
+		// The stack's own NS from the virtual IP carries the virtual MAC
+		// in its source link-layer option too, with a valid checksum.
+		ns := nsFrame(vip, solicitedNode(hostLL), hostLL, 255)
+		ns.srcMAC = ownMAC
+		nsb := ns.bytes()
+		msg := nsb[54:]
+		binary.BigEndian.PutUint16(msg[2:], icmpChecksum(vip, solicitedNode(hostLL), msg))
+		out = runTC(t, d.tc, nsb)
+		if !bytes.Equal(out[6:12], vmac1) || !bytes.Equal(out[54+24+2:54+32], vmac1) {
+			t.Errorf("NS from the virtual ip: source mac %x, option %x; want the virtual mac in both", out[6:12], out[54+24:54+32])
+		}
+		if c := icmpChecksum(vip, solicitedNode(hostLL), out[54:]); c != 0 {
+			t.Errorf("NS checksum does not verify after the option rewrite (residue %#x)", c)
+		}
 		other := frame{dstMAC: macB, srcMAC: ownMAC, src: netip.MustParseAddr("2001:db8:50::1"), dst: hostLL, hopLimit: 64, proto: 58, payload: []byte{129, 0, 0, 0}}.bytes()
 		master(true)
 		if out := runTC(t, d.tc, other); !bytes.Equal(out, other) {

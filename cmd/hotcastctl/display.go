@@ -98,3 +98,37 @@ func kv(m map[string]uint64) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+func printVRRP6(w io.Writer, vs []api.VRRP6) {
+	for _, v := range vs {
+		fmt.Fprintf(w, " %s | Virtual Router %d\n", v.Interface, v.VRID)
+		fmt.Fprintf(w, "   State              : %s\n", v.State)
+		fmt.Fprintf(w, "   Virtual IP         : %s\n", strings.Join(v.VirtualIPs, " "))
+		fmt.Fprintf(w, "   Virtual MAC        : %s\n", v.VirtualMAC)
+		master := v.MasterAddress
+		if master == "" {
+			master = "--"
+		}
+		fmt.Fprintf(w, "   Master IP          : %s (priority %d)\n", master, v.MasterPriority)
+		fmt.Fprintf(w, "   PriorityRun        : %d\n", v.EffectivePriority)
+		fmt.Fprintf(w, "   PriorityConfig     : %d\n", v.ConfiguredPriority)
+		pre := "NO"
+		if v.Preempt {
+			pre = fmt.Sprintf("YES   Delay Time : %.0f s (remaining %.1f s)", v.PreemptDelay, v.PreemptDelayRemaining)
+		}
+		fmt.Fprintf(w, "   Preempt            : %s\n", pre)
+		fmt.Fprintf(w, "   Adver Timer        : %.0f cs (master's %.0f cs)\n", v.AdvertiseInterval*100, v.MasterAdverInterval*100)
+		fmt.Fprintf(w, "   Skew / Master Down : %.2f s / %.2f s (remaining %.2f s)\n", v.SkewTime, v.MasterDownInterval, v.MasterDownRemaining)
+		if len(v.TrackedDown) > 0 {
+			fmt.Fprintf(w, "   Tracked down       : %s\n", strings.Join(v.TrackedDown, " "))
+		}
+		if v.MulticastTracked {
+			fmt.Fprintf(w, "   Multicast track    : yes (last gate write %.0f us after the state change)\n", v.GateWriteDelayUS)
+		}
+		fmt.Fprintf(w, "   Counters           : %s\n", kv(v.Counters))
+		fmt.Fprintf(w, "   Drops              : %s\n", kv(v.Drops))
+		for _, t := range v.Transitions {
+			fmt.Fprintf(w, "   %s  %s -> %s (%s)\n", t.Time.Format("2006-01-02 15:04:05.000"), t.From, t.To, t.Reason)
+		}
+	}
+}

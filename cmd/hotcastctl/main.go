@@ -4,6 +4,7 @@
 //	hotcastctl [--socket PATH] display multicast forwarding-table [--json]
 //	hotcastctl display mld group [interface NAME] [--json]
 //	hotcastctl display mld interface [NAME] [--json]
+//	hotcastctl display vrrp6 [interface NAME] [vrid N] [--json]
 package main
 
 import (
@@ -28,6 +29,7 @@ commands:
   display multicast forwarding-table
   display mld group [interface NAME]
   display mld interface [NAME]
+  display vrrp6 [interface NAME] [vrid N]
 `
 
 func main() {
@@ -64,6 +66,17 @@ func run(args []string, w io.Writer) error {
 			q.Set("interface", words[3])
 		}
 		return show(ctx, c, w, api.PathMLDInterfaces, q, asJSON, printMLDInterfaces)
+	case match(words, "display", "vrrp6"):
+		q := url.Values{}
+		rest := words[2:]
+		for len(rest) >= 2 && (rest[0] == "interface" || rest[0] == "vrid") {
+			q.Set(rest[0], rest[1])
+			rest = rest[2:]
+		}
+		if len(rest) != 0 {
+			return fmt.Errorf("expected [interface NAME] [vrid N], got %q", strings.Join(rest, " "))
+		}
+		return show(ctx, c, w, api.PathVRRP6, q, asJSON, printVRRP6)
 	default:
 		fs.Usage()
 		return errors.New("unknown command")

@@ -305,6 +305,9 @@ func StartStream(t testing.TB, l *netnstest.Link, src netip.Addr, groups []netip
 	return s
 }
 
+// Sent returns how many frames per group were sent so far.
+func (s *Stream) Sent() uint64 { return s.sent.Load() }
+
 // Stop ends the stream and returns how many frames it sent per group.
 func (s *Stream) Stop() uint64 {
 	select {

@@ -128,3 +128,40 @@ type MLDInterface struct {
 	Sent                      map[string]uint64 `json:"sent"`
 	Drops                     map[string]uint64 `json:"drops"`
 }
+
+// VRRP6Transition is one state change of a virtual router.
+type VRRP6Transition struct {
+	Time   time.Time `json:"time"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"`
+}
+
+// VRRP6 is one virtual router (interface, VRID).
+type VRRP6 struct {
+	Interface             string            `json:"interface"`
+	VRID                  uint8             `json:"vrid"`
+	State                 string            `json:"state"` // Initialize|Backup|Master
+	ConfiguredPriority    uint8             `json:"configured_priority"`
+	EffectivePriority     uint8             `json:"effective_priority"`
+	Preempt               bool              `json:"preempt"`
+	PreemptDelay          float64           `json:"preempt_delay"`
+	PreemptDelayRemaining float64           `json:"preempt_delay_remaining"`
+	AcceptMode            bool              `json:"accept_mode"`
+	VirtualIPs            []string          `json:"virtual_ips"`
+	VirtualMAC            string            `json:"virtual_mac"`
+	LinkLocal             string            `json:"link_local"`
+	MasterAddress         string            `json:"master_address"`
+	MasterPriority        uint8             `json:"master_priority"`
+	AdvertiseInterval     float64           `json:"advertise_interval"`
+	MasterAdverInterval   float64           `json:"master_adver_interval"`
+	SkewTime              float64           `json:"skew_time"`
+	MasterDownInterval    float64           `json:"master_down_interval"`
+	MasterDownRemaining   float64           `json:"master_down_remaining"`
+	TrackedDown           []string          `json:"tracked_down"`
+	MulticastTracked      bool              `json:"multicast_tracked"`   // multicast-track-vrrp6 names this group
+	GateWriteDelayUS      float64           `json:"gate_write_delay_us"` // last state change -> gate written
+	Transitions           []VRRP6Transition `json:"transitions"`
+	Counters              map[string]uint64 `json:"counters"`
+	Drops                 map[string]uint64 `json:"drops"`
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hotcast/hotcast/bpf"
 	"github.com/hotcast/hotcast/cmd/internal/api"
+	"github.com/hotcast/hotcast/ctrl/vrrp6"
 )
 
 // serveAPI listens on the configured unix socket (0600) and serves the
@@ -36,6 +37,7 @@ func (d *Daemon) serveAPI(ctx context.Context) (*http.Server, error) {
 	mux.HandleFunc("GET "+api.PathForwardingTable, jsonHandler(d.forwardingTable))
 	mux.HandleFunc("GET "+api.PathMLDGroups, jsonHandler(d.mldGroups))
 	mux.HandleFunc("GET "+api.PathMLDInterfaces, jsonHandler(d.mldInterfaces))
+	mux.HandleFunc("GET "+api.PathVRRP6, jsonHandler(d.vrrp6Status))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	d.wg.Add(1)
 	go func() {
@@ -183,6 +185,66 @@ func (d *Daemon) mldInterfaces(r *http.Request) (any, error) {
 			mi.Drops[reason.String()] = n
 		}
 		out = append(out, mi)
+	}
+	return out, nil
+}
+
+func (d *Daemon) vrrp6Status(r *http.Request) (any, error) {
+	name := r.URL.Query().Get("interface")
+	vrid := r.URL.Query().Get("vrid")
+	out := []api.VRRP6{}
+	var ifs []*iface
+	for _, ifc := range d.ifaces {
+		if len(ifc.vrrp) > 0 && (name == "" || ifc.cfg.Name == name) {
+			ifs = append(ifs, ifc)
+		}
+	}
+	slices.SortFunc(ifs, func(a, b *iface) int { return a.index - b.index })
+	for _, ifc := range ifs {
+		for _, g := range ifc.vrrp {
+			if vrid != "" && vrid != fmt.Sprint(g.cfg.VRID) {
+				continue
+			}
+			st := g.router.Status()
+			g.mu.Lock()
+			delay := g.gateDelay
+			g.mu.Unlock()
+			v := api.VRRP6{
+				Interface: st.Interface, VRID: st.VRID, State: st.State.String(),
+				ConfiguredPriority: st.ConfiguredPriority, EffectivePriority: st.EffectivePriority,
+				Preempt: st.Preempt, PreemptDelay: secs(st.PreemptDelay), PreemptDelayRemaining: secs(st.PreemptDelayRemaining),
+				AcceptMode: st.AcceptMode, VirtualMAC: st.VirtualMAC, LinkLocal: st.LinkLocal.String(),
+				MasterPriority: st.MasterPriority, AdvertiseInterval: secs(st.AdvertInterval),
+				MasterAdverInterval: secs(st.MasterAdverInterval), SkewTime: secs(st.SkewTime),
+				MasterDownInterval: secs(st.MasterDownInterval), MasterDownRemaining: secs(st.MasterDownRemaining),
+				TrackedDown: append([]string{}, st.TrackedDown...), MulticastTracked: ifc.cfg.MulticastTrackVRRP6 == st.VRID,
+				GateWriteDelayUS: float64(delay.Nanoseconds()) / 1e3,
+				Transitions:      []api.VRRP6Transition{},
+				Counters: map[string]uint64{
+					"adverts_received": st.Stats.AdvertsReceived, "adverts_sent": st.Stats.AdvertsSent,
+					"priority_zero_received": st.Stats.PriorityZeroReceived, "priority_zero_sent": st.Stats.PriorityZeroSent,
+					"na_sent": st.Stats.NASent, "send_errors": st.Stats.SendErrors, "became_master": st.Stats.BecameMaster,
+					"interval_mismatch": st.Stats.IntervalMismatch, "address_mismatch": st.Stats.AddressMismatch,
+					"lower_priority_discarded": st.Stats.LowerPriorityDiscarded,
+				},
+				Drops: map[string]uint64{},
+			}
+			if st.MasterAddr.IsValid() {
+				v.MasterAddress = st.MasterAddr.String()
+			}
+			for _, a := range st.VirtualAddrs {
+				v.VirtualIPs = append(v.VirtualIPs, a.String())
+			}
+			for _, tr := range st.Transitions {
+				v.Transitions = append(v.Transitions, api.VRRP6Transition{Time: tr.Time, From: tr.From.String(), To: tr.To.String(), Reason: tr.Reason.String()})
+			}
+			for reason, n := range st.Stats.Drops {
+				if n != 0 {
+					v.Drops[vrrp6.DropReason(reason).String()] = n
+				}
+			}
+			out = append(out, v)
+		}
 	}
 	return out, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/hotcast/hotcast/cmd/internal/config"
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/mroute"
+	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -33,6 +34,10 @@ type Daemon struct {
 	ifaces map[string]*iface
 	byIdx  map[int]*iface
 
+	// onRole, when set, is told when a tracked interface's VRRP6 role
+	// changes (the hot-backup profile follows it).
+	onRole func(ifc *iface, master bool)
+
 	wg sync.WaitGroup
 }
 
@@ -45,6 +50,9 @@ type iface struct {
 
 	mld     *mld.Interface
 	mldConn *mld.Conn
+
+	vrrp     []*vrrpGroup
+	vrrpConn *vrrp6.Conn
 }
 
 // New resolves the configuration against the system; Run starts it.
@@ -85,6 +93,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.dp.Close()
 	}()
 	if err := d.startMLD(ctx); err != nil {
+		return err
+	}
+	if err := d.startVRRP(ctx); err != nil {
 		return err
 	}
 	srv, err := d.serveAPI(ctx)
@@ -305,6 +316,7 @@ func (d *Daemon) startMLD(ctx context.Context) error {
 }
 
 func (d *Daemon) stopProtocols() {
+	d.shutdownVRRP()
 	for _, ifc := range d.ifaces {
 		if ifc.mld != nil {
 			ifc.mld.Stop()
