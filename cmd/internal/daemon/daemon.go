@@ -38,6 +38,8 @@ type Daemon struct {
 	// changes (the hot-backup profile follows it).
 	onRole func(ifc *iface, master bool)
 
+	proxy *proxy // upstream mld-proxy, nil in static mode
+
 	wg sync.WaitGroup
 }
 
@@ -96,6 +98,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		return err
 	}
 	if err := d.startVRRP(ctx); err != nil {
+		return err
+	}
+	if err := d.startProxy(ctx); err != nil {
 		return err
 	}
 	srv, err := d.serveAPI(ctx)
@@ -281,11 +286,13 @@ func (d *Daemon) startMLD(ctx context.Context) error {
 			if err := d.table.SetMembership(gs.Group, idx, m); err != nil {
 				log.Error("apply membership", "group", gs.Group, "err", err)
 			}
+			d.refreshProxy(gs.Group)
 		}
 		cfg.OnDelete = func(g netip.Addr) {
 			if err := d.table.SetMembership(g, idx, nil); err != nil {
 				log.Error("remove membership", "group", g, "err", err)
 			}
+			d.refreshProxy(g)
 		}
 		m, err := mld.New(cfg)
 		if err != nil {
@@ -317,6 +324,7 @@ func (d *Daemon) startMLD(ctx context.Context) error {
 
 func (d *Daemon) stopProtocols() {
 	d.shutdownVRRP()
+	d.stopProxy()
 	for _, ifc := range d.ifaces {
 		if ifc.mld != nil {
 			ifc.mld.Stop()

@@ -1,0 +1,142 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/ctrl/mld"
+)
+
+// proxy is the RFC 4605 host side on the upstream interface: it reports
+// the union of the downstream memberships so that an upstream router or
+// snooping switch sends the traffic (multicast.upstream.mode: mld-proxy).
+type proxy struct {
+	host *mld.Host
+	conn *mld.Conn
+
+	mu     sync.Mutex
+	member map[netip.Addr]mld.Membership
+}
+
+func (d *Daemon) startProxy(ctx context.Context) error {
+	if d.cfg.Multicast.Upstream.Mode != config.UpstreamMLDProxy {
+		return nil
+	}
+	up := d.ifaces[d.cfg.Multicast.Upstream.Interface]
+	ll, err := linkLocal(up.index)
+	if err != nil {
+		return fmt.Errorf("upstream %s: %w", up.cfg.Name, err)
+	}
+	log := d.log.With("component", "mld-proxy", "interface", up.cfg.Name)
+	conn, err := mld.Listen(up.cfg.Name, ll, log)
+	if err != nil {
+		return fmt.Errorf("upstream %s: mld socket: %w", up.cfg.Name, err)
+	}
+	h, err := mld.NewHost(mld.HostConfig{Name: up.cfg.Name, Address: ll, Sender: conn, Logger: log})
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("upstream %s: %w", up.cfg.Name, err)
+	}
+	d.proxy = &proxy{host: h, conn: conn, member: map[netip.Addr]mld.Membership{}}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		for {
+			p, err := conn.Read(ctx)
+			if err != nil {
+				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+					return
+				}
+				log.Warn("mld-proxy read", "err", err)
+				continue
+			}
+			h.HandlePacket(p)
+		}
+	}()
+	// Memberships learned before the proxy started.
+	for _, ifc := range d.ifaces {
+		if ifc.mld == nil {
+			continue
+		}
+		for _, g := range ifc.mld.Groups() {
+			d.refreshProxy(g.Group)
+		}
+	}
+	return nil
+}
+
+// refreshProxy recomputes the upstream membership of one group as the
+// union of the downstream records (RFC 4605 4.1 / RFC 3810 merging rules):
+// any EXCLUDE makes EXCLUDE with the intersection of the exclude lists
+// minus every included source; otherwise INCLUDE with the union.
+func (d *Daemon) refreshProxy(group netip.Addr) {
+	p := d.proxy
+	if p == nil {
+		return
+	}
+	var (
+		anyEx, anyIn bool
+		exclude      map[netip.Addr]bool
+		include      = map[netip.Addr]bool{}
+	)
+	for _, ifc := range d.ifaces {
+		if ifc.mld == nil {
+			continue
+		}
+		for _, g := range ifc.mld.Groups() {
+			if g.Group != group {
+				continue
+			}
+			star, inc, exc := g.Forwarding()
+			if star {
+				ex := map[netip.Addr]bool{}
+				for _, s := range exc {
+					if !anyEx || exclude[s] {
+						ex[s] = true
+					}
+				}
+				exclude, anyEx = ex, true
+			} else {
+				anyIn = anyIn || len(inc) > 0
+				for _, s := range inc {
+					include[s] = true
+				}
+			}
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case anyEx:
+		var ex []netip.Addr
+		for s := range exclude {
+			if !include[s] {
+				ex = append(ex, s)
+			}
+		}
+		slices.SortFunc(ex, netip.Addr.Compare)
+		p.member[group] = mld.Membership{Mode: mld.Exclude, Sources: ex}
+	case anyIn:
+		var in []netip.Addr
+		for s := range include {
+			in = append(in, s)
+		}
+		slices.SortFunc(in, netip.Addr.Compare)
+		p.member[group] = mld.Membership{Mode: mld.Include, Sources: in}
+	default:
+		delete(p.member, group)
+	}
+	p.host.SetMemberships(p.member)
+}
+
+func (d *Daemon) stopProxy() {
+	if d.proxy != nil {
+		d.proxy.conn.Close()
+	}
+}
