@@ -132,3 +132,57 @@ func printVRRP6(w io.Writer, vs []api.VRRP6) {
 		}
 	}
 }
+
+const rule = "----------------------------------------------------------"
+
+func printRBS(w io.Writer, ss []api.RemoteBackupService) {
+	for _, s := range ss {
+		fmt.Fprintln(w, rule)
+		fmt.Fprintf(w, " Service-Index    : %d\n", s.ServiceIndex)
+		fmt.Fprintf(w, " Service-Name     : %s\n", s.ServiceName)
+		fmt.Fprintf(w, " TCP-State        : %s\n", s.TCPState)
+		fmt.Fprintf(w, " Peer-ip          : %s\n", strings.ToUpper(s.PeerIP))
+		fmt.Fprintf(w, " Source-ip        : %s\n", strings.ToUpper(s.SourceIP))
+		fmt.Fprintf(w, " TCP-Port         : %d\n", s.TCPPort)
+		fmt.Fprintf(w, " Track-BFD        : %s\n", s.TrackBFD)
+		fmt.Fprintf(w, " SSL-Policy-Name  : %s\n", s.SSLPolicyName)
+		fmt.Fprintf(w, " SSL-State        : %s\n", s.SSLState)
+		fmt.Fprintf(w, " Last up time     : %s\n", s.LastUpTime)
+		if s.PeerSysname != "" {
+			fmt.Fprintf(w, " Peer-Sysname     : %s\n", s.PeerSysname)
+		}
+		if s.LastDownReason != "" {
+			fmt.Fprintf(w, " Last down reason : %s\n", s.LastDownReason)
+		}
+		fmt.Fprintf(w, " Counters         : %s\n", kv(s.Counters))
+		fmt.Fprintln(w, rule)
+	}
+}
+
+func printRBP(w io.Writer, ps []api.RemoteBackupProfile) {
+	for _, p := range ps {
+		fmt.Fprintln(w, " "+rule[:47])
+		fmt.Fprintf(w, " Profile-Index        : %s\n", p.ProfileIndex)
+		fmt.Fprintf(w, " Profile-Name         : %s\n", p.ProfileName)
+		fmt.Fprintf(w, " Service              : %s\n", p.Service)
+		fmt.Fprintf(w, " Remote-backup-service: %s\n", p.RemoteBackupService)
+		fmt.Fprintf(w, " Backup-ID            : %d\n", p.BackupID)
+		fmt.Fprintf(w, " track protocol       : %s\n", p.TrackProtocol)
+		fmt.Fprintf(w, " VRRP-ID              : %d\n", p.VRRPID)
+		fmt.Fprintf(w, " VRRP-Interface       : %s\n", p.VRRPInterface)
+		fmt.Fprintf(w, " State                : %s\n", p.State)
+		fmt.Fprintf(w, " Peer State           : %s\n", p.PeerState)
+		fmt.Fprintf(w, " Interface            :\n")
+		for _, i := range p.Interface {
+			fmt.Fprintf(w, "                        %s\n", i)
+		}
+		fmt.Fprintf(w, " Backup mode          : %s\n", p.BackupMode)
+		fmt.Fprintf(w, " Slot-Number          : --\n Card-Number          : --\n Port-Number          : --\n")
+		fmt.Fprintf(w, " Sync state           : %s\n", p.SyncState)
+		if p.Mismatch != "" {
+			fmt.Fprintf(w, " Not up because       : %s\n", p.Mismatch)
+		}
+		fmt.Fprintf(w, " Last sequence        : %d (acked %d), sync lag %.3f ms\n", p.LastSequence, p.AckedSequence, p.SyncLagMS)
+		fmt.Fprintf(w, " Counters             : %s\n", kv(p.Counters))
+	}
+}

@@ -5,6 +5,8 @@
 //	hotcastctl display mld group [interface NAME] [--json]
 //	hotcastctl display mld interface [NAME] [--json]
 //	hotcastctl display vrrp6 [interface NAME] [vrid N] [--json]
+//	hotcastctl display remote-backup-service [NAME] [--json]
+//	hotcastctl display remote-backup-profile [NAME] [--json]
 package main
 
 import (
@@ -30,6 +32,8 @@ commands:
   display mld group [interface NAME]
   display mld interface [NAME]
   display vrrp6 [interface NAME] [vrid N]
+  display remote-backup-service [NAME]
+  display remote-backup-profile [NAME]
 `
 
 func main() {
@@ -77,6 +81,19 @@ func run(args []string, w io.Writer) error {
 			return fmt.Errorf("expected [interface NAME] [vrid N], got %q", strings.Join(rest, " "))
 		}
 		return show(ctx, c, w, api.PathVRRP6, q, asJSON, printVRRP6)
+	case match(words, "display", "remote-backup-service"), match(words, "display", "remote-backup-profile"):
+		q := url.Values{}
+		switch len(words) {
+		case 2:
+		case 3:
+			q.Set("name", words[2])
+		default:
+			return fmt.Errorf("expected [NAME], got %q", strings.Join(words[2:], " "))
+		}
+		if words[1] == "remote-backup-service" {
+			return show(ctx, c, w, api.PathRBS, q, asJSON, printRBS)
+		}
+		return show(ctx, c, w, api.PathRBP, q, asJSON, printRBP)
 	default:
 		fs.Usage()
 		return errors.New("unknown command")

@@ -165,3 +165,45 @@ type VRRP6 struct {
 	Counters              map[string]uint64 `json:"counters"`
 	Drops                 map[string]uint64 `json:"drops"`
 }
+
+// RemoteBackupService is "display remote-backup-service".
+type RemoteBackupService struct {
+	ServiceIndex   int               `json:"service_index"`
+	ServiceName    string            `json:"service_name"`
+	TCPState       string            `json:"tcp_state"` // connected|connecting|backoff|hello-sent|idle
+	PeerIP         string            `json:"peer_ip"`
+	SourceIP       string            `json:"source_ip"`
+	TCPPort        uint16            `json:"tcp_port"`
+	TrackBFD       string            `json:"track_bfd"`
+	SSLPolicyName  string            `json:"ssl_policy_name"`
+	SSLState       string            `json:"ssl_state"`
+	LastUpTime     string            `json:"last_up_time"`
+	LastDownReason string            `json:"last_down_reason"`
+	PeerSysname    string            `json:"peer_sysname"`
+	Dialer         bool              `json:"dialer"`
+	HoldTime       float64           `json:"hold_time"`
+	Counters       map[string]uint64 `json:"counters"`
+	Errors         map[string]uint64 `json:"errors"`
+}
+
+// RemoteBackupProfile is "display remote-backup-profile".
+type RemoteBackupProfile struct {
+	ProfileIndex        string            `json:"profile_index"`
+	ProfileName         string            `json:"profile_name"`
+	Service             string            `json:"service"`
+	RemoteBackupService string            `json:"remote_backup_service"`
+	BackupID            uint16            `json:"backup_id"`
+	TrackProtocol       string            `json:"track_protocol"`
+	VRRPID              uint8             `json:"vrrp_id"`
+	VRRPInterface       string            `json:"vrrp_interface"`
+	State               string            `json:"state"`      // Master|Backup|Unknown (local role)
+	PeerState           string            `json:"peer_state"` // the peer's role
+	Interface           []string          `json:"interface"`
+	BackupMode          string            `json:"backup_mode"`
+	SyncState           string            `json:"sync_state"`
+	Mismatch            string            `json:"mismatch"`
+	LastSequence        uint64            `json:"last_sequence"`
+	AckedSequence       uint64            `json:"acked_sequence"`
+	SyncLagMS           float64           `json:"sync_lag_ms"`
+	Counters            map[string]uint64 `json:"counters"`
+}

@@ -38,6 +38,8 @@ func (d *Daemon) serveAPI(ctx context.Context) (*http.Server, error) {
 	mux.HandleFunc("GET "+api.PathMLDGroups, jsonHandler(d.mldGroups))
 	mux.HandleFunc("GET "+api.PathMLDInterfaces, jsonHandler(d.mldInterfaces))
 	mux.HandleFunc("GET "+api.PathVRRP6, jsonHandler(d.vrrp6Status))
+	mux.HandleFunc("GET "+api.PathRBS, jsonHandler(d.rbsServices))
+	mux.HandleFunc("GET "+api.PathRBP, jsonHandler(d.rbsProfiles))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	d.wg.Add(1)
 	go func() {
@@ -245,6 +247,87 @@ func (d *Daemon) vrrp6Status(r *http.Request) (any, error) {
 			}
 			out = append(out, v)
 		}
+	}
+	return out, nil
+}
+
+func (d *Daemon) rbsServices(r *http.Request) (any, error) {
+	name := r.URL.Query().Get("name")
+	out := []api.RemoteBackupService{}
+	for i, s := range d.services {
+		if name != "" && s.cfg.Name != name {
+			continue
+		}
+		st := s.svc.Status()
+		v := api.RemoteBackupService{
+			ServiceIndex: i + 1, ServiceName: st.Name, TCPState: st.State.String(),
+			PeerIP: st.Peer.String(), SourceIP: st.Source.String(), TCPPort: st.Port,
+			TrackBFD: "--", SSLPolicyName: "--", SSLState: "--", LastUpTime: "--",
+			LastDownReason: st.LastDownReason, PeerSysname: st.PeerSysName, Dialer: st.Dialer,
+			HoldTime: secs(st.HoldTime),
+			Counters: map[string]uint64{
+				"messages_in": st.Stats.MsgsIn, "messages_out": st.Stats.MsgsOut,
+				"bytes_in": st.Stats.BytesIn, "bytes_out": st.Stats.BytesOut,
+				"established": st.Stats.Established, "disconnects": st.Stats.Disconnects,
+				"dial_failures": st.Stats.DialFailures, "hold_expired": st.Stats.HoldExpired,
+				"strangers_rejected": st.Stats.StrangersRejected,
+			},
+			Errors: map[string]uint64{},
+		}
+		if st.TLS {
+			v.SSLPolicyName = "tls13-mutual"
+			v.SSLState = "disconnected"
+			if st.State.String() == "connected" {
+				v.SSLState = "connected"
+			}
+		}
+		if !st.LastUpTime.IsZero() {
+			v.LastUpTime = st.LastUpTime.Format("2006-01-02 15:04:05")
+		}
+		for k, n := range st.Stats.Errors {
+			v.Errors[k] = n
+		}
+		out = append(out, v)
+	}
+	if name != "" && len(out) == 0 {
+		return nil, fmt.Errorf("remote-backup-service %s: not configured", name)
+	}
+	return out, nil
+}
+
+func (d *Daemon) rbsProfiles(r *http.Request) (any, error) {
+	name := r.URL.Query().Get("name")
+	out := []api.RemoteBackupProfile{}
+	for _, b := range d.backups {
+		if name != "" && b.cfg.Name != name {
+			continue
+		}
+		st := b.profile.Status()
+		v := api.RemoteBackupProfile{
+			ProfileIndex: fmt.Sprintf("0x%x", b.index), ProfileName: b.cfg.Name, Service: "MLD",
+			RemoteBackupService: b.cfg.Service, BackupID: b.cfg.BackupID, TrackProtocol: "VRRP",
+			VRRPID: b.cfg.VRRP6.VRID, VRRPInterface: b.cfg.VRRP6.Interface,
+			State: st.State.String(), PeerState: st.PeerState.String(),
+			BackupMode: string(b.cfg.PeerBackup), SyncState: st.Sync.String(), Mismatch: st.Mismatch,
+			LastSequence: st.LastSeq, AckedSequence: st.AckedSeq,
+			SyncLagMS: float64(st.SyncLag.Microseconds()) / 1e3,
+			Counters: map[string]uint64{
+				"published": st.Published, "entries_sent": st.EntriesSent, "entries_received": st.EntriesReceived,
+				"batches_sent": st.BatchesSent, "batches_received": st.BatchesReceived,
+				"resyncs_requested": st.ResyncsRequested, "resyncs_served": st.ResyncsServed,
+				"window_overflows": st.WindowOverflows, "apply_errors": st.ApplyErrors,
+			},
+		}
+		for _, ifc := range d.ifaces {
+			if ifc.cfg.RemoteBackupProfile == b.cfg.Name {
+				v.Interface = append(v.Interface, ifc.cfg.Name)
+			}
+		}
+		slices.Sort(v.Interface)
+		out = append(out, v)
+	}
+	if name != "" && len(out) == 0 {
+		return nil, fmt.Errorf("remote-backup-profile %s: not configured", name)
 	}
 	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf/link"
@@ -34,11 +35,10 @@ type Daemon struct {
 	ifaces map[string]*iface
 	byIdx  map[int]*iface
 
-	// onRole, when set, is told when a tracked interface's VRRP6 role
-	// changes (the hot-backup profile follows it).
-	onRole func(ifc *iface, master bool)
-
 	proxy *proxy // upstream mld-proxy, nil in static mode
+
+	services []rbsService
+	backups  []*backup
 
 	wg sync.WaitGroup
 }
@@ -55,7 +55,13 @@ type iface struct {
 
 	vrrp     []*vrrpGroup
 	vrrpConn *vrrp6.Conn
+
+	backup *backup     // the hot-backup profile bound here, if any
+	master atomic.Bool // the tracked VRRP6 group is Master
+	logger *slog.Logger
 }
+
+func (i *iface) log() *slog.Logger { return i.logger }
 
 // New resolves the configuration against the system; Run starts it.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
@@ -66,7 +72,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		if err != nil {
 			return nil, fmt.Errorf("interfaces[%d] %s: %w", i, ic.Name, err)
 		}
-		ifc := &iface{cfg: ic, index: nl.Index, mac: nl.HardwareAddr}
+		ifc := &iface{cfg: ic, index: nl.Index, mac: nl.HardwareAddr, logger: log.With("interface", ic.Name)}
 		if len(ifc.mac) != 6 {
 			return nil, fmt.Errorf("interfaces[%d] %s: not an Ethernet interface", i, ic.Name)
 		}
@@ -95,6 +101,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.dp.Close()
 	}()
 	if err := d.startMLD(ctx); err != nil {
+		return err
+	}
+	if err := d.startRBS(ctx); err != nil {
 		return err
 	}
 	if err := d.startVRRP(ctx); err != nil {
@@ -281,18 +290,30 @@ func (d *Daemon) startMLD(ctx context.Context) error {
 		cfg.Logger = log
 		idx := ifc.index
 		cfg.OnChange = func(gs mld.GroupState) {
+			if linkScope(gs.Group) {
+				return // never routed (RFC 4291 2.7); MLD keeps the state
+			}
 			star, inc, exc := gs.Forwarding()
 			m := &mroute.Membership{Star: star, Include: inc, Exclude: exc, Synced: gs.Synced}
 			if err := d.table.SetMembership(gs.Group, idx, m); err != nil {
 				log.Error("apply membership", "group", gs.Group, "err", err)
 			}
 			d.refreshProxy(gs.Group)
+			if b := ifc.backup; b != nil {
+				b.publish(gs)
+			}
 		}
 		cfg.OnDelete = func(g netip.Addr) {
+			if linkScope(g) {
+				return
+			}
 			if err := d.table.SetMembership(g, idx, nil); err != nil {
 				log.Error("remove membership", "group", g, "err", err)
 			}
 			d.refreshProxy(g)
+			if b := ifc.backup; b != nil {
+				b.publishDelete(g)
+			}
 		}
 		m, err := mld.New(cfg)
 		if err != nil {
@@ -315,6 +336,11 @@ func (d *Daemon) startMLD(ctx context.Context) error {
 					log.Warn("mld read", "err", err)
 					continue
 				}
+				// The reference's backup hears no reports on its access
+				// link; this knob reproduces that while Backup.
+				if mc.IgnoreReportsWhileBackup && ifc.cfg.MulticastTrackVRRP6 != 0 && !ifc.master.Load() {
+					continue
+				}
 				m.HandlePacket(p)
 			}
 		}()
@@ -333,6 +359,12 @@ func (d *Daemon) stopProtocols() {
 			ifc.mldConn.Close()
 		}
 	}
+}
+
+// linkScope reports whether g is an interface- or link-local (or reserved
+// scope) multicast group, which is never routed.
+func linkScope(g netip.Addr) bool {
+	return g.As16()[1]&0x0f <= 2
 }
 
 // linkLocal returns the interface's link-local address, waiting briefly

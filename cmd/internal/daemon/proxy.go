@@ -65,7 +65,9 @@ func (d *Daemon) startProxy(ctx context.Context) error {
 			continue
 		}
 		for _, g := range ifc.mld.Groups() {
-			d.refreshProxy(g.Group)
+			if !linkScope(g.Group) {
+				d.refreshProxy(g.Group)
+			}
 		}
 	}
 	return nil

@@ -122,10 +122,17 @@ func (d *Daemon) onTransition(g *vrrpGroup, tr vrrp6.Transition) {
 		g.gateDelay = delay
 		g.mu.Unlock()
 		log.Info("multicast gate follows vrrp6", "state", tr.To, "gate_write_delay", delay)
+		ifc.master.Store(master)
 		if ifc.mld != nil {
 			ifc.mld.SetQuerierAllowed(master)
 		}
-		d.onTrackedRole(ifc, master)
+	}
+	// The hot-backup profile bound to this VRRP6 group follows its role:
+	// Master sends, Backup receives.
+	for _, b := range d.backups {
+		if b.cfg.VRRP6.Interface == ifc.cfg.Name && b.cfg.VRRP6.VRID == tr.VRID {
+			b.setRole(master)
+		}
 	}
 	g.mu.Lock()
 	changed := g.lastMaster != master
@@ -133,14 +140,6 @@ func (d *Daemon) onTransition(g *vrrpGroup, tr vrrp6.Transition) {
 	g.mu.Unlock()
 	if changed || master {
 		go d.syncVirtualAddrs(ifc, tr.VirtualAddrs, tr.VirtualMAC, master)
-	}
-}
-
-// onTrackedRole is where the hot-backup profile of the interface follows
-// the VRRP6 role (see rbs.go).
-func (d *Daemon) onTrackedRole(ifc *iface, master bool) {
-	if d.onRole != nil {
-		d.onRole(ifc, master)
 	}
 }
 

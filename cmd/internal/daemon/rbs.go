@@ -1,0 +1,190 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/ctrl/mld"
+	"github.com/hotcast/hotcast/sync/rbs"
+)
+
+// backup is one remote backup profile bound to its MLD interface: the
+// master side publishes the interface's MLD entries, the backup side writes
+// what it receives into the interface's MLD state (marked synced), whose
+// changes reach the BPF maps through the route table like local ones.
+type backup struct {
+	cfg     *config.RBP
+	svc     *rbs.Service
+	svcCfg  *config.RBS
+	profile *rbs.Profile
+	ifc     *iface // the profile's VRRP6 interface, where MLD runs
+	index   int    // Profile-Index for display
+
+	received receivedCounter
+}
+
+func (d *Daemon) startRBS(ctx context.Context) error {
+	services := map[string]*rbs.Service{}
+	for i := range d.cfg.Services {
+		sc := &d.cfg.Services[i]
+		c := rbs.Config{Name: sc.Name, SysName: d.cfg.Sysname, Source: sc.SourceIPv6, Peer: sc.PeerIPv6, Port: sc.Port, HoldTime: sc.HoldTime}
+		if sc.TLS != nil {
+			tc, err := rbs.TLSConfig(sc.TLS.Cert, sc.TLS.Key, sc.TLS.CA)
+			if err != nil {
+				return fmt.Errorf("remote-backup-services[%d] %s: %w", i, sc.Name, err)
+			}
+			c.TLS = tc
+		}
+		if err := c.Validate(); err != nil {
+			return fmt.Errorf("remote-backup-services[%d] %s: %w", i, sc.Name, err)
+		}
+		svc := rbs.New(c, d.log.With("component", "rbs", "service", sc.Name))
+		services[sc.Name] = svc
+		d.services = append(d.services, rbsService{cfg: sc, svc: svc})
+	}
+	for i := range d.cfg.Profiles {
+		pc := &d.cfg.Profiles[i]
+		ifc := d.ifaces[pc.VRRP6.Interface]
+		if ifc == nil || ifc.mld == nil {
+			return fmt.Errorf("remote-backup-profiles[%d] %s: interface %s has no mld", i, pc.Name, pc.VRRP6.Interface)
+		}
+		b := &backup{cfg: pc, svc: services[pc.Service], svcCfg: d.cfg.Service(pc.Service), ifc: ifc, index: 0x1000 + i}
+		b.profile = b.svc.AddProfile(rbs.ProfileConfig{Name: pc.Name, BackupID: uint32(pc.BackupID)}, mldSource{b}, mldSink{b})
+		ifc.backup = b
+		d.backups = append(d.backups, b)
+		// Until its VRRP6 group decides (startVRRP runs next), a profile
+		// only receives.
+		b.setRole(false)
+	}
+	for _, s := range d.services {
+		d.wg.Add(1)
+		go func(svc *rbs.Service) {
+			defer d.wg.Done()
+			if err := svc.Run(ctx); err != nil {
+				d.log.Error("rbs service", "err", err)
+			}
+		}(s.svc)
+	}
+	return nil
+}
+
+type rbsService struct {
+	cfg *config.RBS
+	svc *rbs.Service
+}
+
+func (b *backup) setRole(master bool) {
+	if master {
+		b.profile.SetRole(rbs.RoleMaster)
+	} else {
+		b.profile.SetRole(rbs.RoleBackup)
+	}
+}
+
+// publish replicates one MLD change of the profile's interface; the
+// profile drops it unless this side is the sender.
+func (b *backup) publish(gs mld.GroupState) {
+	if err := b.profile.Publish(rbs.OpUpsert, toEntry(gs, time.Now())); err != nil {
+		b.ifc.log().Warn("rbs publish", "group", gs.Group, "err", err)
+	}
+}
+
+func (b *backup) publishDelete(g netip.Addr) {
+	if err := b.profile.Publish(rbs.OpDelete, rbs.MLDEntry{Group: g, FilterMode: rbs.FilterInclude, Compat: 2}); err != nil {
+		b.ifc.log().Warn("rbs publish", "group", g, "err", err)
+	}
+}
+
+// mldSource gives the sender's batch: every group of the interface, synced
+// ones included (a new master replays what it took over).
+type mldSource struct{ b *backup }
+
+func (s mldSource) Snapshot(uint32) []rbs.MLDEntry {
+	now := time.Now()
+	gs := s.b.ifc.mld.Groups()
+	out := make([]rbs.MLDEntry, 0, len(gs))
+	for _, g := range gs {
+		if !linkScope(g.Group) {
+			out = append(out, toEntry(g, now))
+		}
+	}
+	return out
+}
+
+// mldSink applies the receiver's entries to the interface's MLD state.
+type mldSink struct{ b *backup }
+
+func (s mldSink) ReplaceAll(_ uint32, es []rbs.MLDEntry) error {
+	now := time.Now()
+	st := make([]mld.GroupState, 0, len(es))
+	for _, e := range es {
+		st = append(st, fromEntry(e, now))
+	}
+	s.b.received.Add(uint64(len(es)))
+	return s.b.ifc.mld.Import(st)
+}
+
+func (s mldSink) Upsert(_ uint32, e rbs.MLDEntry) error {
+	s.b.received.Add(1)
+	err := s.b.ifc.mld.Upsert(fromEntry(e, time.Now()))
+	if err != nil && !isLocal(err) {
+		return err
+	}
+	return nil
+}
+
+func (s mldSink) Delete(_ uint32, g netip.Addr) error {
+	s.b.ifc.mld.Delete(g)
+	return nil
+}
+
+func isLocal(err error) bool { return errors.Is(err, mld.ErrLocalEntry) }
+
+func ms(now, t time.Time) uint32 {
+	if t.IsZero() {
+		return 0
+	}
+	d := t.Sub(now).Milliseconds()
+	return uint32(min(max(d, 1), int64(^uint32(0))))
+}
+
+func at(now time.Time, ms uint32) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return now.Add(time.Duration(ms) * time.Millisecond)
+}
+
+func toEntry(g mld.GroupState, now time.Time) rbs.MLDEntry {
+	e := rbs.MLDEntry{Group: g.Group, FilterMode: rbs.FilterInclude, Compat: uint8(g.Compat), GroupTimerMs: ms(now, g.Expires), V1HostMs: ms(now, g.V1HostExpires), LastReporter: g.LastReporter}
+	if g.Mode == mld.Exclude {
+		e.FilterMode = rbs.FilterExclude
+	}
+	if e.Compat == 0 {
+		e.Compat = 2
+	}
+	for _, s := range g.Sources {
+		e.Sources = append(e.Sources, rbs.MLDSource{Addr: s.Addr, TimerMs: ms(now, s.Expires)})
+	}
+	return e
+}
+
+func fromEntry(e rbs.MLDEntry, now time.Time) mld.GroupState {
+	g := mld.GroupState{Group: e.Group, Mode: mld.Include, Compat: int(e.Compat), Expires: at(now, e.GroupTimerMs), V1HostExpires: at(now, e.V1HostMs), LastReporter: e.LastReporter, Synced: true}
+	if e.FilterMode == rbs.FilterExclude {
+		g.Mode = mld.Exclude
+	}
+	for _, s := range e.Sources {
+		g.Sources = append(g.Sources, mld.SourceState{Addr: s.Addr, Expires: at(now, s.TimerMs)})
+	}
+	return g
+}
+
+// receivedCounter counts entries applied on the receiving side (the rbs
+// package counts them too; this one is per interface for display).
+type receivedCounter = atomic.Uint64
