@@ -74,7 +74,7 @@ func newPair(t *testing.T) *pair {
 		labtest.NewReceiver(t, port)
 	}
 	netnstest.Bridge(t, p.upsw, "br0", up...)
-	netnstest.Bridge(t, p.lan, "br0", lan...)
+	netnstest.Switch(t, p.lan, "br0", lan...)
 	h.AddAddr(t, "2001:db8::100/64")
 	p.hostRcv = labtest.NewReceiver(t, h)
 

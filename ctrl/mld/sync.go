@@ -105,3 +105,18 @@ func (i *Interface) Delete(group netip.Addr) bool {
 
 // Now returns the interface clock's time, for GroupState.Rebase.
 func (i *Interface) Now() time.Time { return i.clock.Now() }
+
+// DisownAll marks every group Synced: the hot-backup peer has become the
+// authority (this router went Backup), so its next batch replaces or
+// deletes these entries instead of being refused as local (ErrLocalEntry).
+// Timers keep running; a local report makes a group local again.
+func (i *Interface) DisownAll() {
+	i.mu.Lock()
+	defer func() { i.commit(); i.unlock() }()
+	for _, g := range i.groups {
+		if !g.synced {
+			g.synced = true
+			i.touch(g)
+		}
+	}
+}

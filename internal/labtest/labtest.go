@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/hotcast/hotcast/bpf"
 	"github.com/hotcast/hotcast/internal/netnstest"
 	"github.com/mdlayher/packet"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -333,3 +335,134 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 
 // Sprintf is fmt.Sprintf, for building YAML in tests.
 func Sprintf(format string, a ...any) string { return fmt.Sprintf(format, a...) }
+
+// GapMeter records, per group, the arrival of each sequence number sent by
+// a Stream, read from an AF_PACKET socket on a host link: the longest gap
+// between consecutive arrivals, duplicates and totals.
+type GapMeter struct {
+	conn *packet.Conn
+	done chan struct{}
+
+	mu     sync.Mutex
+	groups map[netip.Addr]*gapStats
+	since  time.Time
+}
+
+type gapStats struct {
+	last    time.Time
+	lastSeq uint64
+	maxGap  time.Duration
+	gapAt   time.Time
+	seen    map[uint64]bool
+	dups    uint64
+	got     uint64
+}
+
+// GapReport is what a GapMeter saw of one group.
+type GapReport struct {
+	Received   uint64
+	Duplicates uint64
+	MaxGap     time.Duration
+	MaxGapAt   time.Time // arrival that ended the longest gap
+}
+
+// NewGapMeter starts reading on l until the test ends.
+func NewGapMeter(t testing.TB, l *netnstest.Link) *GapMeter {
+	t.Helper()
+	m := &GapMeter{done: make(chan struct{}), groups: map[netip.Addr]*gapStats{}}
+	l.NS.Do(t, func() error {
+		ifi, err := net.InterfaceByIndex(l.Index)
+		if err != nil {
+			return err
+		}
+		m.conn, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_IPV6, nil)
+		return err
+	})
+	go m.run()
+	t.Cleanup(func() {
+		m.conn.Close()
+		<-m.done
+	})
+	return m
+}
+
+func (m *GapMeter) run() {
+	defer close(m.done)
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := m.conn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		// Ethernet 14 + IPv6 40 + UDP 8 + sequence 8.
+		if n < 70 || buf[20] != 17 || buf[38] != 0xff {
+			continue
+		}
+		g := netip.AddrFrom16([16]byte(buf[38:54]))
+		seq := binary.BigEndian.Uint64(buf[62:70])
+		m.mu.Lock()
+		st := m.groups[g]
+		if st == nil {
+			st = &gapStats{seen: map[uint64]bool{}}
+			m.groups[g] = st
+		}
+		if st.seen[seq] {
+			st.dups++
+		} else {
+			st.seen[seq] = true
+			st.got++
+			if !st.last.IsZero() {
+				if gap := now.Sub(st.last); gap > st.maxGap {
+					st.maxGap, st.gapAt = gap, now
+				}
+			}
+			st.last, st.lastSeq = now, seq
+		}
+		m.mu.Unlock()
+	}
+}
+
+// Report returns what was seen of group g.
+func (m *GapMeter) Report(g netip.Addr) GapReport {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.groups[g]
+	if st == nil {
+		return GapReport{}
+	}
+	return GapReport{Received: st.got, Duplicates: st.dups, MaxGap: st.maxGap, MaxGapAt: st.gapAt}
+}
+
+// Reset forgets everything seen so far.
+func (m *GapMeter) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.groups = map[netip.Addr]*gapStats{}
+}
+
+// Join makes the host of link l join group g (from source src, or any
+// source when src is invalid) through its own kernel stack, which then
+// sends the MLD reports itself. The membership lasts until the returned
+// leave function is called or the test ends.
+func Join(t testing.TB, l *netnstest.Link, g, src netip.Addr) (leave func()) {
+	t.Helper()
+	var c net.PacketConn
+	l.NS.Do(t, func() error {
+		var err error
+		c, err = net.ListenPacket("udp6", "[::]:0")
+		if err != nil {
+			return err
+		}
+		pc := ipv6.NewPacketConn(c)
+		ifi := &net.Interface{Index: l.Index, Name: l.Name}
+		if src.IsValid() {
+			return pc.JoinSourceSpecificGroup(ifi, &net.UDPAddr{IP: g.AsSlice()}, &net.UDPAddr{IP: src.AsSlice()})
+		}
+		return pc.JoinGroup(ifi, &net.UDPAddr{IP: g.AsSlice()})
+	})
+	var once sync.Once
+	leave = func() { once.Do(func() { c.Close() }) }
+	t.Cleanup(leave)
+	return leave
+}

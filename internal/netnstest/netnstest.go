@@ -205,10 +205,26 @@ func (l *Link) AddAddr(t testing.TB, cidr string) {
 }
 
 // Bridge creates a Linux bridge in ns (up) and enslaves the given links.
+// Its MLD snooping is on (the Linux default).
 func Bridge(t testing.TB, ns *NS, name string, ports ...*Link) {
 	t.Helper()
+	bridge(t, ns, name, true, ports...)
+}
+
+// Switch is Bridge with MLD snooping off: a plain layer-2 switch, like the
+// reference's DeviceC (no "mld-snooping enable"). A snooping bridge only
+// forwards reports to the port of the querier it elected, so a VRRP6
+// backup that takes over would not hear reports until the bridge's other
+// querier timer expires.
+func Switch(t testing.TB, ns *NS, name string, ports ...*Link) {
+	t.Helper()
+	bridge(t, ns, name, false, ports...)
+}
+
+func bridge(t testing.TB, ns *NS, name string, snooping bool, ports ...*Link) {
+	t.Helper()
 	h := ns.Handle(t)
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}, MulticastSnooping: &snooping}
 	if err := h.LinkAdd(br); err != nil {
 		t.Fatalf("add bridge %s: %v", name, err)
 	}

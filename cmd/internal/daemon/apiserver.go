@@ -15,6 +15,7 @@ import (
 	"github.com/hotcast/hotcast/bpf"
 	"github.com/hotcast/hotcast/cmd/internal/api"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
+	"github.com/hotcast/hotcast/sync/rbs"
 )
 
 // serveAPI listens on the configured unix socket (0600) and serves the
@@ -307,7 +308,7 @@ func (d *Daemon) rbsProfiles(r *http.Request) (any, error) {
 			ProfileIndex: fmt.Sprintf("0x%x", b.index), ProfileName: b.cfg.Name, Service: "MLD",
 			RemoteBackupService: b.cfg.Service, BackupID: b.cfg.BackupID, TrackProtocol: "VRRP",
 			VRRPID: b.cfg.VRRP6.VRID, VRRPInterface: b.cfg.VRRP6.Interface,
-			State: st.State.String(), PeerState: st.PeerState.String(),
+			State: roleName(st.State), PeerState: roleName(st.PeerState),
 			BackupMode: string(b.cfg.PeerBackup), SyncState: st.Sync.String(), Mismatch: st.Mismatch,
 			LastSequence: st.LastSeq, AckedSequence: st.AckedSeq,
 			SyncLagMS: float64(st.SyncLag.Microseconds()) / 1e3,
@@ -330,4 +331,16 @@ func (d *Daemon) rbsProfiles(r *http.Request) (any, error) {
 		return nil, fmt.Errorf("remote-backup-profile %s: not configured", name)
 	}
 	return out, nil
+}
+
+// roleName spells a profile role as VRP displays do ("Master", "Backup");
+// unknown is empty, as in the reference's output before VRRP decides.
+func roleName(r rbs.Role) string {
+	switch r {
+	case rbs.RoleMaster:
+		return "Master"
+	case rbs.RoleBackup:
+		return "Backup"
+	}
+	return ""
 }

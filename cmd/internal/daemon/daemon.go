@@ -150,6 +150,13 @@ func (d *Daemon) relearnGrace() time.Duration {
 
 func (d *Daemon) ensureAddresses() error {
 	for _, ifc := range d.ifaces {
+		// A router keeps its configured addresses across a link flap
+		// (Linux flushes IPv6 addresses on link down by default): the RBS
+		// session, VRRP and MLD sources must survive a cable pull.
+		p := "/proc/sys/net/ipv6/conf/" + ifc.cfg.Name + "/keep_addr_on_down"
+		if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+			d.log.Warn("keep addresses on link down", "interface", ifc.cfg.Name, "err", err)
+		}
 		if len(ifc.cfg.Addresses) == 0 {
 			continue
 		}
