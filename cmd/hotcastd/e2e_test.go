@@ -51,6 +51,11 @@ interfaces:
 
 func newFastpath(t *testing.T) *fastpath {
 	t.Helper()
+	return newFastpathYAML(t, fastpathYAML)
+}
+
+func newFastpathYAML(t *testing.T, yaml string) *fastpath {
+	t.Helper()
 	f := &fastpath{snd: netnstest.New(t, "snd"), rtr: netnstest.New(t, "rtr")}
 	f.s0, _ = netnstest.Veth(t, f.snd, "s0", f.rtr, "ge3")
 	for _, n := range []string{"1", "2", "4"} {
@@ -59,7 +64,7 @@ func newFastpath(t *testing.T) *fastpath {
 		f.rcv = append(f.rcv, labtest.NewReceiver(t, h))
 	}
 	d, ctl := labtest.Binaries(t)
-	f.d = labtest.StartDaemon(t, f.rtr, d, ctl, fastpathYAML)
+	f.d = labtest.StartDaemon(t, f.rtr, d, ctl, yaml)
 	return f
 }
 

@@ -117,6 +117,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer srv.Close()
+	if err := d.serveMetrics(ctx); err != nil {
+		return err
+	}
 	d.log.Info("hotcastd up", "sysname", d.cfg.Sysname, "interfaces", len(d.ifaces), "adopted", d.dp.Adopted())
 
 	// Routes learned before a restart stay until MLD had a chance to

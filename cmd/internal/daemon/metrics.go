@@ -1,0 +1,183 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/ctrl/vrrp6"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// collector exposes the daemon's state to Prometheus. It reads everything
+// at scrape time from the same sources as the local API (BPF maps, the
+// protocol state machines), so there is nothing to keep in sync.
+type collector struct {
+	d *Daemon
+
+	routePackets, routeBytes, frames           *prometheus.Desc
+	mldRx, mldTx, mldDrops, mldGroups, mldQ    *prometheus.Desc
+	vrrpState, vrrpMaster, vrrpAdverts, vrrpDr *prometheus.Desc
+	rbsUp, rbsEntries, rbsBatches, rbsResyncs  *prometheus.Desc
+	rbsLag, rbsStrangers                       *prometheus.Desc
+	gate                                       *prometheus.Desc
+}
+
+func newCollector(d *Daemon) *collector {
+	n := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("hotcast_"+name, help, labels, prometheus.Labels{"sysname": d.cfg.Sysname})
+	}
+	return &collector{
+		d:            d,
+		routePackets: n("route_packets_total", "Packets matched by a fast-path route.", "source", "group", "incoming"),
+		routeBytes:   n("route_bytes_total", "Bytes matched by a fast-path route.", "source", "group", "incoming"),
+		frames:       n("fastpath_frames_total", "Frames seen by the XDP/devmap programs, by verdict reason.", "reason"),
+		gate:         n("interface_gate_forwarding", "1 while an interface's multicast gate forwards, 0 while muted.", "interface"),
+		mldRx:        n("mld_messages_received_total", "MLD messages received.", "interface", "type"),
+		mldTx:        n("mld_messages_sent_total", "MLD messages sent.", "interface", "type"),
+		mldDrops:     n("mld_drops_total", "MLD messages dropped, by reason.", "interface", "reason"),
+		mldGroups:    n("mld_groups", "MLD group records.", "interface"),
+		mldQ:         n("mld_querier", "1 while this router is the MLD querier on the interface.", "interface"),
+		vrrpState:    n("vrrp6_state", "VRRP6 state: 0 Initialize, 1 Backup, 2 Master.", "interface", "vrid"),
+		vrrpMaster:   n("vrrp6_became_master_total", "Transitions to Master.", "interface", "vrid"),
+		vrrpAdverts:  n("vrrp6_adverts_total", "VRRP6 advertisements by direction.", "interface", "vrid", "direction"),
+		vrrpDr:       n("vrrp6_drops_total", "VRRP6 advertisements dropped, by reason.", "interface", "vrid", "reason"),
+		rbsUp:        n("rbs_session_up", "1 while the remote backup service session is connected.", "service"),
+		rbsStrangers: n("rbs_strangers_rejected_total", "Connections from addresses other than the peer, rejected.", "service"),
+		rbsEntries:   n("rbs_entries_total", "MLD entries replicated, by direction.", "profile", "direction"),
+		rbsBatches:   n("rbs_batches_total", "Batch backups, by direction.", "profile", "direction"),
+		rbsResyncs:   n("rbs_resyncs_total", "Resynchronisations requested (receiver) or served (sender).", "profile", "side"),
+		rbsLag:       n("rbs_sync_lag_seconds", "Last measured time from a change to its acknowledgement by the peer.", "profile"),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.routePackets, c.routeBytes, c.frames, c.gate, c.mldRx, c.mldTx, c.mldDrops, c.mldGroups, c.mldQ,
+		c.vrrpState, c.vrrpMaster, c.vrrpAdverts, c.vrrpDr, c.rbsUp, c.rbsStrangers, c.rbsEntries, c.rbsBatches, c.rbsResyncs, c.rbsLag} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	d := c.d
+	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
+	}
+	if rs, err := d.dp.Routes(); err == nil {
+		for _, r := range rs {
+			src := r.Source.String()
+			if r.IsStar() {
+				src = "*"
+			}
+			counter(c.routePackets, r.Packets, src, r.Group.String(), d.ifName(r.IIf))
+			counter(c.routeBytes, r.Bytes, src, r.Group.String(), d.ifName(r.IIf))
+		}
+	}
+	if reasons, err := d.dp.Reasons(); err == nil {
+		for r, v := range reasons {
+			counter(c.frames, v, bpf.ReasonName(r))
+		}
+	}
+	for _, ifc := range d.ifaces {
+		name := ifc.cfg.Name
+		if e, err := d.dp.Iface(ifc.index); err == nil {
+			v := 0.0
+			if e.Gate == bpf.GateForward {
+				v = 1
+			}
+			gauge(c.gate, v, name)
+		}
+		if ifc.mld != nil {
+			st := ifc.mld.Status()
+			s := st.Stats
+			for t, v := range map[string]uint64{"query_v1": s.RxQueriesV1, "query_v2": s.RxQueriesV2, "report_v1": s.RxReportsV1, "done_v1": s.RxDonesV1, "report_v2": s.RxReportsV2} {
+				counter(c.mldRx, v, name, t)
+			}
+			for t, v := range map[string]uint64{"general_query": s.TxGeneralQueries, "group_query": s.TxGroupQueries, "group_source_query": s.TxGroupSourceQueries} {
+				counter(c.mldTx, v, name, t)
+			}
+			for r, v := range s.Drops {
+				counter(c.mldDrops, v, name, r.String())
+			}
+			gauge(c.mldGroups, float64(st.Groups), name)
+			q := 0.0
+			if st.IsQuerier && st.QuerierAllowed {
+				q = 1
+			}
+			gauge(c.mldQ, q, name)
+		}
+		for _, g := range ifc.vrrp {
+			st := g.router.Status()
+			vrid := fmt.Sprint(st.VRID)
+			state := map[vrrp6.State]float64{vrrp6.StateInitialize: 0, vrrp6.StateBackup: 1, vrrp6.StateMaster: 2}[st.State]
+			gauge(c.vrrpState, state, name, vrid)
+			counter(c.vrrpMaster, st.Stats.BecameMaster, name, vrid)
+			counter(c.vrrpAdverts, st.Stats.AdvertsSent, name, vrid, "sent")
+			counter(c.vrrpAdverts, st.Stats.AdvertsReceived, name, vrid, "received")
+			for r, v := range st.Stats.Drops {
+				if v != 0 {
+					counter(c.vrrpDr, v, name, vrid, vrrp6.DropReason(r).String())
+				}
+			}
+		}
+	}
+	for _, s := range d.services {
+		st := s.svc.Status()
+		up := 0.0
+		if st.State.String() == "connected" {
+			up = 1
+		}
+		gauge(c.rbsUp, up, st.Name)
+		counter(c.rbsStrangers, st.Stats.StrangersRejected, st.Name)
+	}
+	for _, b := range d.backups {
+		st := b.profile.Status()
+		counter(c.rbsEntries, st.EntriesSent, b.cfg.Name, "sent")
+		counter(c.rbsEntries, st.EntriesReceived, b.cfg.Name, "received")
+		counter(c.rbsBatches, st.BatchesSent, b.cfg.Name, "sent")
+		counter(c.rbsBatches, st.BatchesReceived, b.cfg.Name, "received")
+		counter(c.rbsResyncs, st.ResyncsRequested, b.cfg.Name, "receiver")
+		counter(c.rbsResyncs, st.ResyncsServed, b.cfg.Name, "sender")
+		gauge(c.rbsLag, st.SyncLag.Seconds(), b.cfg.Name)
+	}
+}
+
+// serveMetrics serves /metrics on api.metrics-listen until ctx ends.
+func (d *Daemon) serveMetrics(ctx context.Context) error {
+	addr := d.cfg.API.MetricsListen
+	if addr == "" {
+		return nil
+	}
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(newCollector(d)); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("metrics server", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	d.log.Info("metrics", "listen", l.Addr().String())
+	return nil
+}
