@@ -70,6 +70,20 @@ func run() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			next, err := config.Load(*cfgPath)
+			if err != nil {
+				log.Error("reload: configuration refused, keeping the running one", "err", err)
+				continue
+			}
+			if err := d.Reload(next); err != nil {
+				log.Error("reload", "err", err)
+			}
+		}
+	}()
 	if err := d.Run(ctx); err != nil {
 		log.Error("run", "err", err)
 		return 1

@@ -129,6 +129,22 @@ func (d *Daemon) Start() {
 	}
 }
 
+// Reload rewrites the daemon's configuration (same placeholders as
+// StartDaemon) and sends SIGHUP.
+func (d *Daemon) Reload(yaml string) {
+	d.t.Helper()
+	yaml = strings.NewReplacer("%SOCKET%", d.Socket, "%PIN%", d.PinPath).Replace(yaml)
+	if err := os.WriteFile(d.Config, []byte(yaml), 0o600); err != nil {
+		d.t.Fatal(err)
+	}
+	if d.cmd == nil {
+		d.t.Fatal("reload: hotcastd not running")
+	}
+	if err := d.cmd.Process.Signal(unix.SIGHUP); err != nil {
+		d.t.Fatalf("reload: %v", err)
+	}
+}
+
 // Stop sends SIGTERM and waits for the daemon to exit.
 func (d *Daemon) Stop() {
 	if d.cmd == nil {

@@ -257,15 +257,7 @@ func (d *Daemon) openDataplane() error {
 		adopted = append(adopted, r.Route)
 	}
 	d.table.Adopt(adopted)
-	var static []mroute.StaticRoute
-	for _, r := range d.cfg.Multicast.StaticRoutes {
-		sr := mroute.StaticRoute{Source: r.Source, Group: r.Group, IIf: d.ifaces[r.Incoming].index}
-		for _, o := range r.Interfaces {
-			sr.OIfs = append(sr.OIfs, d.ifaces[o].index)
-		}
-		static = append(static, sr)
-	}
-	if err := d.table.SetStatic(static); err != nil {
+	if err := d.table.SetStatic(d.staticRoutes(d.cfg)); err != nil {
 		return fail(fmt.Errorf("install static routes: %w", err))
 	}
 	return nil
@@ -369,6 +361,19 @@ func (d *Daemon) stopProtocols() {
 			ifc.mldConn.Close()
 		}
 	}
+}
+
+// staticRoutes resolves a configuration's static routes to ifindexes.
+func (d *Daemon) staticRoutes(cfg *config.Config) []mroute.StaticRoute {
+	out := make([]mroute.StaticRoute, 0, len(cfg.Multicast.StaticRoutes))
+	for _, r := range cfg.Multicast.StaticRoutes {
+		sr := mroute.StaticRoute{Source: r.Source, Group: r.Group, IIf: d.ifaces[r.Incoming].index}
+		for _, o := range r.Interfaces {
+			sr.OIfs = append(sr.OIfs, d.ifaces[o].index)
+		}
+		out = append(out, sr)
+	}
+	return out
 }
 
 // linkScope reports whether g is an interface- or link-local (or reserved
