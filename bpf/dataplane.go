@@ -35,7 +35,7 @@ const (
 )
 
 // mapNames are the shared maps, created once and handed to every object.
-var mapNames = []string{"routes", "oif_sets", "route_stats", "ifaces", "reasons", "vmacs", "vips"}
+var mapNames = []string{"routes", "oif_sets", "route_stats", "ifaces", "reasons", "vmacs", "vips", "set_members"}
 
 // Kinds of links, each pinned under links/KIND/IFNAME.
 const (
@@ -77,6 +77,7 @@ type Dataplane struct {
 	nextSet   uint32
 	freeStats []uint32
 	nextStats uint32
+	clone     map[int]bool // clone-mode egress interfaces
 }
 
 type installed struct {
@@ -113,6 +114,7 @@ func Open(opts Options) (_ *Dataplane, err error) {
 		setByID:   map[uint32]*oifSet{},
 		nextSet:   1,
 		nextStats: 0,
+		clone:     map[int]bool{},
 	}
 	defer func() {
 		if err != nil {
@@ -298,7 +300,7 @@ func (d *Dataplane) adopt() error {
 	it := d.maps["routes"].Iterate()
 	for it.Next(&k, &v) {
 		key := keyFromBPF(k)
-		d.routes[key] = installed{iif: int(v.Iif), stats: v.StatsIdx, flags: RouteFlags(v.Flags)}
+		d.routes[key] = installed{iif: int(v.Iif), stats: v.StatsIdx, flags: RouteFlags(v.Flags) &^ routeClone}
 		if v.SetId != 0 {
 			ids[v.SetId] = true
 			routeSet[key] = v.SetId
@@ -467,18 +469,21 @@ func Cleanup(pinPath string) error {
 // runs the new program since Open). The caller's goroutine must be in the
 // interface's network namespace.
 func (d *Dataplane) Attach(name string, ifindex int) error {
-	return d.attach(linkXDP, name, ifindex)
-}
-
-// AttachTC attaches the TC programs (tcx) of interfaces with VRRP6 groups:
-// egress gives packets sourced from a virtual IP the virtual MAC; ingress
-// makes frames XDP re-addressed from the virtual MAC to the interface MAC
-// PACKET_HOST on drivers that build the skb before XDP (veth, generic).
-func (d *Dataplane) AttachTC(name string, ifindex int) error {
-	if err := d.attach(linkTC, name, ifindex); err != nil {
+	if err := d.attach(linkXDP, name, ifindex); err != nil {
 		return err
 	}
+	// The TC ingress program replicates clone-mode routes arriving here
+	// (and restores PACKET_HOST for virtual-MAC frames on VRRP ports).
 	return d.attach(linkTCI, name, ifindex)
+}
+
+// AttachTC attaches the TC egress program (tcx) of interfaces with VRRP6
+// groups: packets sourced from a virtual IP leave with the virtual MAC.
+// (The TC ingress program, attached by Attach, makes frames XDP
+// re-addressed from the virtual MAC PACKET_HOST on drivers that build the
+// skb before XDP: veth, generic.)
+func (d *Dataplane) AttachTC(name string, ifindex int) error {
+	return d.attach(linkTC, name, ifindex)
 }
 
 func (d *Dataplane) attach(kind, name string, ifindex int) error {
@@ -569,7 +574,14 @@ type Iface struct {
 	Gate   Gate
 	SrcMAC net.HardwareAddr // source MAC of forwarded copies
 	MAC    net.HardwareAddr // the interface's own MAC; defaults to SrcMAC
+	// Clone makes routes towards this interface replicate in TC with
+	// bpf_clone_redirect (copies share one buffer) instead of the XDP
+	// devmap broadcast (a page per copy): for skb-bound ports. Set it
+	// before installing routes towards the interface.
+	Clone bool
 }
+
+const ifaceFlagClone = 1 // HC_IFACE_F_CLONE
 
 // SetIface writes an interface's gate and source MAC in one map write (a
 // VRRP switchover is exactly this call).
@@ -588,9 +600,19 @@ func (d *Dataplane) SetIface(ifindex int, ifc Iface) error {
 	}
 	copy(v.Mac[:], own)
 	v.Gate = ifc.Gate
+	if ifc.Clone {
+		v.Flags |= ifaceFlagClone
+	}
 	if err := d.maps["ifaces"].Put(uint32(ifindex), v); err != nil {
 		return fmt.Errorf("set interface %d: %w", ifindex, err)
 	}
+	d.mu.Lock()
+	if ifc.Clone {
+		d.clone[ifindex] = true
+	} else {
+		delete(d.clone, ifindex)
+	}
+	d.mu.Unlock()
 	return nil
 }
 
@@ -599,6 +621,11 @@ func (d *Dataplane) SetIface(ifindex int, ifc Iface) error {
 // not pause while VRRP re-learns its state). It returns the entry in force.
 func (d *Dataplane) EnsureIface(ifindex int, initial Iface) (Iface, error) {
 	if cur, err := d.Iface(ifindex); err == nil {
+		d.mu.Lock()
+		if cur.Clone {
+			d.clone[ifindex] = true
+		}
+		d.mu.Unlock()
 		return cur, nil
 	}
 	return initial, d.SetIface(ifindex, initial)
@@ -620,7 +647,7 @@ func (d *Dataplane) Iface(ifindex int) (Iface, error) {
 	if err := d.maps["ifaces"].Lookup(uint32(ifindex), &v); err != nil {
 		return Iface{}, fmt.Errorf("interface %d: %w", ifindex, err)
 	}
-	return Iface{Gate: v.Gate, SrcMAC: net.HardwareAddr(slices.Clone(v.SrcMac[:])), MAC: net.HardwareAddr(slices.Clone(v.Mac[:]))}, nil
+	return Iface{Gate: v.Gate, SrcMAC: net.HardwareAddr(slices.Clone(v.SrcMac[:])), MAC: net.HardwareAddr(slices.Clone(v.Mac[:])), Clone: v.Flags&ifaceFlagClone != 0}, nil
 }
 
 // DeleteIface removes an interface's entry: copies toward it are dropped.
@@ -675,6 +702,15 @@ func (d *Dataplane) acquireSet(oifs []int) (*oifSet, error) {
 			d.freeSets = append(d.freeSets, id)
 			return nil, fmt.Errorf("outgoing set: add interface %d: %w", o, err)
 		}
+	}
+	var members ingressHcOifList
+	members.Count = uint32(len(oifs))
+	for i, o := range oifs {
+		members.Ifindex[i] = uint32(o)
+	}
+	if err := d.maps["set_members"].Put(id, members); err != nil {
+		d.freeSets = append(d.freeSets, id)
+		return nil, fmt.Errorf("outgoing set %d members: %w", id, err)
 	}
 	if err := d.maps["oif_sets"].Put(id, inner); err != nil {
 		d.freeSets = append(d.freeSets, id)
@@ -773,9 +809,13 @@ func (d *Dataplane) ReplaceRoutes(rs []Route) error {
 			}
 			fresh = append(fresh, stats)
 		}
-		next[key] = installed{iif: r.IIf, set: s, stats: stats, flags: r.Flags}
+		flags := r.Flags &^ routeClone
+		if s != nil && slices.ContainsFunc(s.oifs, func(o int) bool { return d.clone[o] }) {
+			flags |= routeClone
+		}
+		next[key] = installed{iif: r.IIf, set: s, stats: stats, flags: r.Flags &^ routeClone}
 		keys = append(keys, key.bpfKey())
-		vals = append(vals, ingressHcRoute{Iif: uint32(r.IIf), SetId: setID(s), StatsIdx: stats, Flags: uint32(r.Flags)})
+		vals = append(vals, ingressHcRoute{Iif: uint32(r.IIf), SetId: setID(s), StatsIdx: stats, Flags: uint32(flags)})
 	}
 	if len(keys) > 0 {
 		if _, err := d.maps["routes"].BatchUpdate(keys, vals, nil); err != nil {

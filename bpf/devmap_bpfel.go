@@ -28,6 +28,12 @@ type devmapHcIface struct {
 	Gate   uint32
 }
 
+type devmapHcOifList struct {
+	_       structs.HostLayout
+	Count   uint32
+	Ifindex [32]uint32
+}
+
 type devmapHcReason uint32
 
 const (
@@ -47,11 +53,13 @@ const (
 	devmapHcReasonHC_R_DROP_REDIRECT     devmapHcReason = 13
 	devmapHcReasonHC_R_DROP_VMAC_BACKUP  devmapHcReason = 14
 	devmapHcReasonHC_R_TX_NA             devmapHcReason = 15
-	devmapHcReasonHC_R_EGRESS_SENT       devmapHcReason = 16
-	devmapHcReasonHC_R_EGRESS_MUTED      devmapHcReason = 17
-	devmapHcReasonHC_R_EGRESS_UNKNOWN    devmapHcReason = 18
-	devmapHcReasonHC_R_EGRESS_MALFORMED  devmapHcReason = 19
-	devmapHcReasonHC_R_MAX               devmapHcReason = 20
+	devmapHcReasonHC_R_FORWARDED_CLONE   devmapHcReason = 16
+	devmapHcReasonHC_R_DROP_CLONE        devmapHcReason = 17
+	devmapHcReasonHC_R_EGRESS_SENT       devmapHcReason = 18
+	devmapHcReasonHC_R_EGRESS_MUTED      devmapHcReason = 19
+	devmapHcReasonHC_R_EGRESS_UNKNOWN    devmapHcReason = 20
+	devmapHcReasonHC_R_EGRESS_MALFORMED  devmapHcReason = 21
+	devmapHcReasonHC_R_MAX               devmapHcReason = 22
 )
 
 type devmapHcRoute struct {
@@ -95,6 +103,7 @@ const (
 	devmapMapReasons    = "reasons"
 	devmapMapRouteStats = "route_stats"
 	devmapMapRoutes     = "routes"
+	devmapMapSetMembers = "set_members"
 	devmapMapVips       = "vips"
 	devmapMapVmacs      = "vmacs"
 	devmapProgHcEgress  = "hc_egress"
@@ -154,6 +163,7 @@ type devmapMapSpecs struct {
 	Reasons    *ebpf.MapSpec `ebpf:"reasons"`
 	RouteStats *ebpf.MapSpec `ebpf:"route_stats"`
 	Routes     *ebpf.MapSpec `ebpf:"routes"`
+	SetMembers *ebpf.MapSpec `ebpf:"set_members"`
 	Vips       *ebpf.MapSpec `ebpf:"vips"`
 	Vmacs      *ebpf.MapSpec `ebpf:"vmacs"`
 }
@@ -189,6 +199,7 @@ type devmapMaps struct {
 	Reasons    *ebpf.Map `ebpf:"reasons"`
 	RouteStats *ebpf.Map `ebpf:"route_stats"`
 	Routes     *ebpf.Map `ebpf:"routes"`
+	SetMembers *ebpf.Map `ebpf:"set_members"`
 	Vips       *ebpf.Map `ebpf:"vips"`
 	Vmacs      *ebpf.Map `ebpf:"vmacs"`
 }
@@ -200,6 +211,7 @@ func (m *devmapMaps) Close() error {
 		m.Reasons,
 		m.RouteStats,
 		m.Routes,
+		m.SetMembers,
 		m.Vips,
 		m.Vmacs,
 	)

@@ -35,6 +35,12 @@ type ingressHcIface struct {
 	Gate   ingressHcGate
 }
 
+type ingressHcOifList struct {
+	_       structs.HostLayout
+	Count   uint32
+	Ifindex [32]uint32
+}
+
 type ingressHcReason uint32
 
 const (
@@ -54,11 +60,13 @@ const (
 	ingressHcReasonHC_R_DROP_REDIRECT     ingressHcReason = 13
 	ingressHcReasonHC_R_DROP_VMAC_BACKUP  ingressHcReason = 14
 	ingressHcReasonHC_R_TX_NA             ingressHcReason = 15
-	ingressHcReasonHC_R_EGRESS_SENT       ingressHcReason = 16
-	ingressHcReasonHC_R_EGRESS_MUTED      ingressHcReason = 17
-	ingressHcReasonHC_R_EGRESS_UNKNOWN    ingressHcReason = 18
-	ingressHcReasonHC_R_EGRESS_MALFORMED  ingressHcReason = 19
-	ingressHcReasonHC_R_MAX               ingressHcReason = 20
+	ingressHcReasonHC_R_FORWARDED_CLONE   ingressHcReason = 16
+	ingressHcReasonHC_R_DROP_CLONE        ingressHcReason = 17
+	ingressHcReasonHC_R_EGRESS_SENT       ingressHcReason = 18
+	ingressHcReasonHC_R_EGRESS_MUTED      ingressHcReason = 19
+	ingressHcReasonHC_R_EGRESS_UNKNOWN    ingressHcReason = 20
+	ingressHcReasonHC_R_EGRESS_MALFORMED  ingressHcReason = 21
+	ingressHcReasonHC_R_MAX               ingressHcReason = 22
 )
 
 type ingressHcRoute struct {
@@ -112,6 +120,7 @@ const (
 	ingressMapReasons    = "reasons"
 	ingressMapRouteStats = "route_stats"
 	ingressMapRoutes     = "routes"
+	ingressMapSetMembers = "set_members"
 	ingressMapVips       = "vips"
 	ingressMapVmacs      = "vmacs"
 	ingressProgHcIngress = "hc_ingress"
@@ -171,6 +180,7 @@ type ingressMapSpecs struct {
 	Reasons    *ebpf.MapSpec `ebpf:"reasons"`
 	RouteStats *ebpf.MapSpec `ebpf:"route_stats"`
 	Routes     *ebpf.MapSpec `ebpf:"routes"`
+	SetMembers *ebpf.MapSpec `ebpf:"set_members"`
 	Vips       *ebpf.MapSpec `ebpf:"vips"`
 	Vmacs      *ebpf.MapSpec `ebpf:"vmacs"`
 }
@@ -206,6 +216,7 @@ type ingressMaps struct {
 	Reasons    *ebpf.Map `ebpf:"reasons"`
 	RouteStats *ebpf.Map `ebpf:"route_stats"`
 	Routes     *ebpf.Map `ebpf:"routes"`
+	SetMembers *ebpf.Map `ebpf:"set_members"`
 	Vips       *ebpf.Map `ebpf:"vips"`
 	Vmacs      *ebpf.Map `ebpf:"vmacs"`
 }
@@ -217,6 +228,7 @@ func (m *ingressMaps) Close() error {
 		m.Reasons,
 		m.RouteStats,
 		m.Routes,
+		m.SetMembers,
 		m.Vips,
 		m.Vmacs,
 	)

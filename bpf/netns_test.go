@@ -334,3 +334,51 @@ func TestPinAdoptUnderTraffic(t *testing.T) {
 		t.Errorf("still forwarding after cleanup: %v -> %v", before, after)
 	}
 }
+
+// TestForwardVethClone: the same forwarding with clone-mode egress
+// interfaces, replicated in TC with bpf_clone_redirect: every copy arrives
+// with the hop limit decremented and the egress interface's source MAC, the
+// ingress is excluded, and a muted gate stops its copies.
+func TestForwardVethClone(t *testing.T) {
+	tp := newTopo(t)
+	d := tp.router(t, "")
+	defer d.Close()
+	tp.rtr.Enter(t)
+	for _, l := range tp.r[:2] {
+		if err := d.SetIface(l.Index, Iface{Gate: GateForward, SrcMAC: l.MAC, Clone: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.ReplaceRoutes([]Route{
+		{RouteKey: RouteKey{Source: srcS, Group: grpG}, IIf: tp.r0.Index, OIfs: []int{tp.r0.Index, tp.r[0].Index, tp.r[1].Index}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var v ingressHcRoute
+	if err := d.maps["routes"].Lookup(RouteKey{Source: srcS, Group: grpG}.bpfKey(), &v); err != nil || RouteFlags(v.Flags)&routeClone == 0 {
+		t.Fatalf("route not flagged for clone replication: %+v %v", v, err)
+	}
+	before, _ := d.Reasons()
+	tp.send(t, frame{src: srcS, dst: grpG, hopLimit: 64}, 100)
+	tp.waitCounts(t, grpG, [3]uint64{100, 100, 0})
+	for i := range 2 {
+		f := tp.capture(t, i, grpG)
+		if got := f[14+7]; got != 63 {
+			t.Errorf("receiver %d: hop limit %d, want 63", i+1, got)
+		}
+		if !bytes.Equal(f[6:12], tp.r[i].MAC) {
+			t.Errorf("receiver %d: source mac %s, want %s", i+1, net.HardwareAddr(f[6:12]), tp.r[i].MAC)
+		}
+	}
+	after, _ := d.Reasons()
+	for r, want := range map[Reason]uint64{ReasonForwardedClone: 100, ReasonEgressSent: 200, ReasonForwarded: 0, ReasonDropClone: 0} {
+		if got := after[r] - before[r]; got != want {
+			t.Errorf("%s moved by %d, want %d", ReasonName(r), got, want)
+		}
+	}
+	if err := d.SetGate(tp.r[1].Index, GateMuted); err != nil {
+		t.Fatal(err)
+	}
+	tp.send(t, frame{src: srcS, dst: grpG, hopLimit: 64}, 50)
+	tp.waitCounts(t, grpG, [3]uint64{150, 100, 0})
+}

@@ -28,6 +28,12 @@ type tcegressHcIface struct {
 	Gate   uint32
 }
 
+type tcegressHcOifList struct {
+	_       structs.HostLayout
+	Count   uint32
+	Ifindex [32]uint32
+}
+
 type tcegressHcReason uint32
 
 const (
@@ -47,11 +53,13 @@ const (
 	tcegressHcReasonHC_R_DROP_REDIRECT     tcegressHcReason = 13
 	tcegressHcReasonHC_R_DROP_VMAC_BACKUP  tcegressHcReason = 14
 	tcegressHcReasonHC_R_TX_NA             tcegressHcReason = 15
-	tcegressHcReasonHC_R_EGRESS_SENT       tcegressHcReason = 16
-	tcegressHcReasonHC_R_EGRESS_MUTED      tcegressHcReason = 17
-	tcegressHcReasonHC_R_EGRESS_UNKNOWN    tcegressHcReason = 18
-	tcegressHcReasonHC_R_EGRESS_MALFORMED  tcegressHcReason = 19
-	tcegressHcReasonHC_R_MAX               tcegressHcReason = 20
+	tcegressHcReasonHC_R_FORWARDED_CLONE   tcegressHcReason = 16
+	tcegressHcReasonHC_R_DROP_CLONE        tcegressHcReason = 17
+	tcegressHcReasonHC_R_EGRESS_SENT       tcegressHcReason = 18
+	tcegressHcReasonHC_R_EGRESS_MUTED      tcegressHcReason = 19
+	tcegressHcReasonHC_R_EGRESS_UNKNOWN    tcegressHcReason = 20
+	tcegressHcReasonHC_R_EGRESS_MALFORMED  tcegressHcReason = 21
+	tcegressHcReasonHC_R_MAX               tcegressHcReason = 22
 )
 
 type tcegressHcRoute struct {
@@ -95,6 +103,7 @@ const (
 	tcegressMapReasons     = "reasons"
 	tcegressMapRouteStats  = "route_stats"
 	tcegressMapRoutes      = "routes"
+	tcegressMapSetMembers  = "set_members"
 	tcegressMapVips        = "vips"
 	tcegressMapVmacs       = "vmacs"
 	tcegressProgHcTcEgress = "hc_tc_egress"
@@ -154,6 +163,7 @@ type tcegressMapSpecs struct {
 	Reasons    *ebpf.MapSpec `ebpf:"reasons"`
 	RouteStats *ebpf.MapSpec `ebpf:"route_stats"`
 	Routes     *ebpf.MapSpec `ebpf:"routes"`
+	SetMembers *ebpf.MapSpec `ebpf:"set_members"`
 	Vips       *ebpf.MapSpec `ebpf:"vips"`
 	Vmacs      *ebpf.MapSpec `ebpf:"vmacs"`
 }
@@ -189,6 +199,7 @@ type tcegressMaps struct {
 	Reasons    *ebpf.Map `ebpf:"reasons"`
 	RouteStats *ebpf.Map `ebpf:"route_stats"`
 	Routes     *ebpf.Map `ebpf:"routes"`
+	SetMembers *ebpf.Map `ebpf:"set_members"`
 	Vips       *ebpf.Map `ebpf:"vips"`
 	Vmacs      *ebpf.Map `ebpf:"vmacs"`
 }
@@ -200,6 +211,7 @@ func (m *tcegressMaps) Close() error {
 		m.Reasons,
 		m.RouteStats,
 		m.Routes,
+		m.SetMembers,
 		m.Vips,
 		m.Vmacs,
 	)

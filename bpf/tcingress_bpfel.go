@@ -28,6 +28,12 @@ type tcingressHcIface struct {
 	Gate   uint32
 }
 
+type tcingressHcOifList struct {
+	_       structs.HostLayout
+	Count   uint32
+	Ifindex [32]uint32
+}
+
 type tcingressHcReason uint32
 
 const (
@@ -47,11 +53,13 @@ const (
 	tcingressHcReasonHC_R_DROP_REDIRECT     tcingressHcReason = 13
 	tcingressHcReasonHC_R_DROP_VMAC_BACKUP  tcingressHcReason = 14
 	tcingressHcReasonHC_R_TX_NA             tcingressHcReason = 15
-	tcingressHcReasonHC_R_EGRESS_SENT       tcingressHcReason = 16
-	tcingressHcReasonHC_R_EGRESS_MUTED      tcingressHcReason = 17
-	tcingressHcReasonHC_R_EGRESS_UNKNOWN    tcingressHcReason = 18
-	tcingressHcReasonHC_R_EGRESS_MALFORMED  tcingressHcReason = 19
-	tcingressHcReasonHC_R_MAX               tcingressHcReason = 20
+	tcingressHcReasonHC_R_FORWARDED_CLONE   tcingressHcReason = 16
+	tcingressHcReasonHC_R_DROP_CLONE        tcingressHcReason = 17
+	tcingressHcReasonHC_R_EGRESS_SENT       tcingressHcReason = 18
+	tcingressHcReasonHC_R_EGRESS_MUTED      tcingressHcReason = 19
+	tcingressHcReasonHC_R_EGRESS_UNKNOWN    tcingressHcReason = 20
+	tcingressHcReasonHC_R_EGRESS_MALFORMED  tcingressHcReason = 21
+	tcingressHcReasonHC_R_MAX               tcingressHcReason = 22
 )
 
 type tcingressHcRoute struct {
@@ -95,6 +103,7 @@ const (
 	tcingressMapReasons      = "reasons"
 	tcingressMapRouteStats   = "route_stats"
 	tcingressMapRoutes       = "routes"
+	tcingressMapSetMembers   = "set_members"
 	tcingressMapVips         = "vips"
 	tcingressMapVmacs        = "vmacs"
 	tcingressProgHcTcIngress = "hc_tc_ingress"
@@ -154,6 +163,7 @@ type tcingressMapSpecs struct {
 	Reasons    *ebpf.MapSpec `ebpf:"reasons"`
 	RouteStats *ebpf.MapSpec `ebpf:"route_stats"`
 	Routes     *ebpf.MapSpec `ebpf:"routes"`
+	SetMembers *ebpf.MapSpec `ebpf:"set_members"`
 	Vips       *ebpf.MapSpec `ebpf:"vips"`
 	Vmacs      *ebpf.MapSpec `ebpf:"vmacs"`
 }
@@ -189,6 +199,7 @@ type tcingressMaps struct {
 	Reasons    *ebpf.Map `ebpf:"reasons"`
 	RouteStats *ebpf.Map `ebpf:"route_stats"`
 	Routes     *ebpf.Map `ebpf:"routes"`
+	SetMembers *ebpf.Map `ebpf:"set_members"`
 	Vips       *ebpf.Map `ebpf:"vips"`
 	Vmacs      *ebpf.Map `ebpf:"vmacs"`
 }
@@ -200,6 +211,7 @@ func (m *tcingressMaps) Close() error {
 		m.Reasons,
 		m.RouteStats,
 		m.Routes,
+		m.SetMembers,
 		m.Vips,
 		m.Vmacs,
 	)

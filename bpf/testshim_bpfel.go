@@ -28,6 +28,12 @@ type testshimHcIface struct {
 	Gate   uint32
 }
 
+type testshimHcOifList struct {
+	_       structs.HostLayout
+	Count   uint32
+	Ifindex [32]uint32
+}
+
 type testshimHcReason uint32
 
 const (
@@ -47,11 +53,13 @@ const (
 	testshimHcReasonHC_R_DROP_REDIRECT     testshimHcReason = 13
 	testshimHcReasonHC_R_DROP_VMAC_BACKUP  testshimHcReason = 14
 	testshimHcReasonHC_R_TX_NA             testshimHcReason = 15
-	testshimHcReasonHC_R_EGRESS_SENT       testshimHcReason = 16
-	testshimHcReasonHC_R_EGRESS_MUTED      testshimHcReason = 17
-	testshimHcReasonHC_R_EGRESS_UNKNOWN    testshimHcReason = 18
-	testshimHcReasonHC_R_EGRESS_MALFORMED  testshimHcReason = 19
-	testshimHcReasonHC_R_MAX               testshimHcReason = 20
+	testshimHcReasonHC_R_FORWARDED_CLONE   testshimHcReason = 16
+	testshimHcReasonHC_R_DROP_CLONE        testshimHcReason = 17
+	testshimHcReasonHC_R_EGRESS_SENT       testshimHcReason = 18
+	testshimHcReasonHC_R_EGRESS_MUTED      testshimHcReason = 19
+	testshimHcReasonHC_R_EGRESS_UNKNOWN    testshimHcReason = 20
+	testshimHcReasonHC_R_EGRESS_MALFORMED  testshimHcReason = 21
+	testshimHcReasonHC_R_MAX               testshimHcReason = 22
 )
 
 type testshimHcRoute struct {
@@ -95,6 +103,7 @@ const (
 	testshimMapReasons       = "reasons"
 	testshimMapRouteStats    = "route_stats"
 	testshimMapRoutes        = "routes"
+	testshimMapSetMembers    = "set_members"
 	testshimMapVips          = "vips"
 	testshimMapVmacs         = "vmacs"
 	testshimProgHcEgressShim = "hc_egress_shim"
@@ -154,6 +163,7 @@ type testshimMapSpecs struct {
 	Reasons    *ebpf.MapSpec `ebpf:"reasons"`
 	RouteStats *ebpf.MapSpec `ebpf:"route_stats"`
 	Routes     *ebpf.MapSpec `ebpf:"routes"`
+	SetMembers *ebpf.MapSpec `ebpf:"set_members"`
 	Vips       *ebpf.MapSpec `ebpf:"vips"`
 	Vmacs      *ebpf.MapSpec `ebpf:"vmacs"`
 }
@@ -189,6 +199,7 @@ type testshimMaps struct {
 	Reasons    *ebpf.Map `ebpf:"reasons"`
 	RouteStats *ebpf.Map `ebpf:"route_stats"`
 	Routes     *ebpf.Map `ebpf:"routes"`
+	SetMembers *ebpf.Map `ebpf:"set_members"`
 	Vips       *ebpf.Map `ebpf:"vips"`
 	Vmacs      *ebpf.Map `ebpf:"vmacs"`
 }
@@ -200,6 +211,7 @@ func (m *testshimMaps) Close() error {
 		m.Reasons,
 		m.RouteStats,
 		m.Routes,
+		m.SetMembers,
 		m.Vips,
 		m.Vmacs,
 	)

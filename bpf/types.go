@@ -27,6 +27,8 @@ const (
 	ReasonDropRedirect    = ingressHcReasonHC_R_DROP_REDIRECT
 	ReasonDropVMACBackup  = ingressHcReasonHC_R_DROP_VMAC_BACKUP
 	ReasonTxNA            = ingressHcReasonHC_R_TX_NA
+	ReasonForwardedClone  = ingressHcReasonHC_R_FORWARDED_CLONE
+	ReasonDropClone       = ingressHcReasonHC_R_DROP_CLONE
 	ReasonEgressSent      = ingressHcReasonHC_R_EGRESS_SENT
 	ReasonEgressMuted     = ingressHcReasonHC_R_EGRESS_MUTED
 	ReasonEgressUnknown   = ingressHcReasonHC_R_EGRESS_UNKNOWN
@@ -52,6 +54,8 @@ var reasonNames = [...]string{
 	ReasonDropRedirect:    "drop_redirect",
 	ReasonDropVMACBackup:  "drop_vmac_backup",
 	ReasonTxNA:            "tx_na",
+	ReasonForwardedClone:  "forwarded_clone",
+	ReasonDropClone:       "drop_clone",
 	ReasonEgressSent:      "egress_sent",
 	ReasonEgressMuted:     "egress_muted",
 	ReasonEgressUnknown:   "egress_unknown",
@@ -91,6 +95,9 @@ type RouteFlags uint32
 const (
 	RouteStatic RouteFlags = 1 << 0
 	RouteSynced RouteFlags = 1 << 1
+	// routeClone is set by the dataplane itself on routes whose set has a
+	// clone-mode interface (HC_ROUTE_F_CLONE); callers never pass it.
+	routeClone RouteFlags = 1 << 2
 )
 
 // RouteKey names a route: (S,G), or (*,G) when Source is the unspecified

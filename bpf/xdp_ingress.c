@@ -58,6 +58,27 @@ static __always_inline int strip_vlan(struct xdp_md *ctx)
 	return 0;
 }
 
+/* Clone mode: hand the frame to hc_tc_ingress with the set id in the
+ * metadata area; TC copies it with bpf_clone_redirect, whose clones share
+ * one buffer (a broadcast redirect copies each frame into a page of its
+ * own, which skb-bound receivers such as container veths pay for). */
+static __always_inline int to_tc(struct xdp_md *ctx, __u32 set_id)
+{
+	struct hc_meta *meta;
+	void *data;
+
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)))
+		return drop(HC_R_DROP_CLONE);
+	meta = (void *)(long)ctx->data_meta;
+	data = (void *)(long)ctx->data;
+	if ((void *)(meta + 1) > data)
+		return drop(HC_R_DROP_CLONE);
+	meta->magic = HC_META_MAGIC;
+	meta->set_id = set_id;
+	count_reason(HC_R_FORWARDED_CLONE);
+	return XDP_PASS;
+}
+
 SEC("xdp")
 int hc_ingress(struct xdp_md *ctx)
 {
@@ -155,6 +176,9 @@ int hc_ingress(struct xdp_md *ctx)
 	ip6h->hop_limit--;
 	if (vlan_len && strip_vlan(ctx) < 0)
 		return drop(HC_R_DROP_MALFORMED);
+
+	if (rt->flags & HC_ROUTE_F_CLONE)
+		return to_tc(ctx, rt->set_id);
 
 	ret = bpf_redirect_map(set, 0, BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS);
 	if (ret != XDP_REDIRECT)

@@ -44,6 +44,8 @@ enum hc_reason {
 	HC_R_DROP_REDIRECT,       /* ingress: the redirect helper failed */
 	HC_R_DROP_VMAC_BACKUP,    /* ingress: to a VRRP virtual MAC we are not Master of */
 	HC_R_TX_NA,               /* ingress: NS for a virtual IP answered (XDP_TX) */
+	HC_R_FORWARDED_CLONE,     /* ingress: handed to TC for clone replication */
+	HC_R_DROP_CLONE,          /* tc: clone replication failed (no metadata room, set gone) */
 	HC_R_EGRESS_SENT,         /* egress: a copy left */
 	HC_R_EGRESS_MUTED,        /* egress: gate muted, copy dropped */
 	HC_R_EGRESS_UNKNOWN,      /* egress: interface not configured */
@@ -67,6 +69,24 @@ struct hc_route {
 
 #define HC_ROUTE_F_STATIC (1U << 0) /* from the configuration */
 #define HC_ROUTE_F_SYNCED (1U << 1) /* learned through RBS */
+#define HC_ROUTE_F_CLONE (1U << 2)  /* replicate in TC (bpf_clone_redirect):
+				     * the set has a clone-mode interface */
+
+/* hc_iface.flags */
+#define HC_IFACE_F_CLONE (1U << 0) /* egress: clone-mode (skb-bound) port */
+
+/* The members of an outgoing set, for replication in TC. */
+struct hc_oif_list {
+	__u32 count;
+	__u32 ifindex[HC_MAX_SET_OIFS];
+};
+
+/* XDP -> TC metadata of a frame replicated in TC (clone mode). */
+#define HC_META_MAGIC 0x68634d31 /* "hcM1" */
+struct hc_meta {
+	__u32 magic;
+	__u32 set_id;
+};
 
 /* Per-route counters (per-CPU). */
 struct hc_counter {

@@ -40,6 +40,14 @@ struct {
 	__array(values, struct hc_oif_set);
 } oif_sets SEC(".maps");
 
+/* Members of each outgoing set, for clone-mode replication in TC. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct hc_oif_list);
+	__uint(max_entries, HC_MAX_OIF_SETS);
+} set_members SEC(".maps");
+
 /* Per-route packet/byte counters, indexed by hc_route.stats_idx. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -192,3 +192,25 @@ func TestBadConfigStartsNothing(t *testing.T) {
 		t.Errorf("bad config pinned something: %v", err)
 	}
 }
+
+// TestDaemonCloneEgress: interfaces with egress: clone receive their
+// copies through TC bpf_clone_redirect, counted as forwarded_clone.
+func TestDaemonCloneEgress(t *testing.T) {
+	yaml := strings.Replace(fastpathYAML, "  - name: ge1\n  - name: ge2\n", "  - {name: ge1, egress: clone}\n  - {name: ge2, egress: clone}\n", 1)
+	if yaml == fastpathYAML {
+		t.Fatal("test config not changed")
+	}
+	f := newFastpathYAML(t, yaml)
+	st := labtest.StartStream(t, f.s0, srcS, []netip.Addr{grpG}, 200)
+	time.Sleep(500 * time.Millisecond)
+	n := st.Stop()
+	labtest.Eventually(t, 3*time.Second, "copies at receivers 1 and 2", func() bool {
+		c := f.counts(t, grpG)
+		return c[0] == n && c[1] == n
+	})
+	var ft api.ForwardingTable
+	f.d.CtlJSON(&ft, "display", "multicast", "forwarding-table")
+	if ft.Reasons["forwarded_clone"] != n || ft.Reasons["forwarded"] != 0 || ft.Reasons["egress_sent"] != 2*n {
+		t.Errorf("reasons %v, want %d forwarded_clone and %d egress_sent", ft.Reasons, n, 2*n)
+	}
+}

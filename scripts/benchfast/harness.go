@@ -35,6 +35,11 @@ type Config struct {
 	Paths []string
 	// IngressGRO turns GRO on on the router's ingress veth.
 	IngressGRO bool
+	// Egress is hotcast's egress mode towards the receivers: "xdp" (devmap
+	// broadcast), "clone" (TC bpf_clone_redirect), or "auto": xdp for
+	// sink receivers, clone for socket receivers (skb-bound ports, as an
+	// operator would configure them: interfaces[].egress).
+	Egress string
 	// TrafgenArgs are extra trafgen arguments.
 	TrafgenArgs []string
 	Logger      *slog.Logger
@@ -145,6 +150,11 @@ func runVariant(ctx context.Context, log *slog.Logger, cfg *Config, variant stri
 	if err := t.setupReceivers(variant); err != nil {
 		return nil, err
 	}
+	clone := cfg.Egress == "clone" || cfg.Egress == "auto" && variant == "socket"
+	if err := t.setEgress(clone); err != nil {
+		return nil, err
+	}
+	log.Info("hotcast egress mode", "clone", clone)
 	frame, err := udpFrame(t.s0.mac, srcAddr, grpAddr, 64, udpPort, cfg.Size)
 	if err != nil {
 		return nil, err

@@ -40,6 +40,7 @@ func run() error {
 		rawDir   = flag.String("raw", "bench/raw", "directory for the per-round CSV (empty: none)")
 		verbose  = flag.Bool("v", false, "debug logging")
 		paths    = flag.String("paths", "hotcast,kernel", "paths to run (one alone: for profiling)")
+		egress   = flag.String("egress", "auto", "hotcast egress towards the receivers: xdp, clone, or auto (xdp for sink receivers, clone for socket receivers)")
 		tgArgs   = flag.String("trafgen-args", "", "extra trafgen arguments (space-separated)")
 	)
 	flag.IntVar(&cfg.Rounds, "rounds", 3, "rounds per (variant, fan-out, path)")
@@ -66,6 +67,12 @@ func run() error {
 	cfg.Variants = splitList(*variants)
 	cfg.TrafgenArgs = strings.Fields(*tgArgs)
 	cfg.Paths = splitList(*paths)
+	switch *egress {
+	case "xdp", "clone", "auto":
+		cfg.Egress = *egress
+	default:
+		return fmt.Errorf("-egress: %q: want xdp, clone or auto", *egress)
+	}
 	for _, p := range cfg.Paths {
 		if p != pathHotcast && p != pathKernel {
 			return fmt.Errorf("-paths: unknown path %q", p)

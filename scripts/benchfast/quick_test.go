@@ -31,7 +31,7 @@ func TestQuick(t *testing.T) {
 		t.Skip("runs traffic for several seconds")
 	}
 	const n = 2
-	cfg := Config{Rounds: 1, Duration: time.Second, Warmup: 300 * time.Millisecond, Fanouts: []int{n},
+	cfg := Config{Egress: "auto", Rounds: 1, Duration: time.Second, Warmup: 300 * time.Millisecond, Fanouts: []int{n},
 		Variants: []string{"sink", "socket"}, Size: 80, GenCPU: 0, RouterCPU: -1, IngressGRO: true}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -408,3 +408,15 @@ func (u *udpReceiver) close() {
 	u.c.Close()
 	<-u.done
 }
+
+// setEgress sets hotcast's egress mode on the receiver-facing interfaces.
+func (t *topo) setEgress(clone bool) error {
+	return t.rtr.run(func() error {
+		for _, l := range t.r {
+			if err := t.dp.SetIface(l.index, bpf.Iface{Gate: bpf.GateForward, SrcMAC: l.mac, Clone: clone}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

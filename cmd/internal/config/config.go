@@ -42,6 +42,20 @@ const (
 	DefaultTrackReduced      = 10              // VRP "track interface ... reduced" default
 )
 
+// EgressMode selects how copies leave an interface.
+type EgressMode string
+
+// Egress modes.
+const (
+	// EgressXDP: copies are made by the XDP devmap broadcast (the default;
+	// fastest towards NICs and XDP-capable peers).
+	EgressXDP EgressMode = "xdp"
+	// EgressClone: routes towards this interface are replicated in TC with
+	// bpf_clone_redirect, whose copies share one buffer; for skb-bound
+	// ports (container veths, taps) where a page per copy costs more.
+	EgressClone EgressMode = "clone"
+)
+
 // XDPMode selects how the XDP program is attached.
 type XDPMode string
 
@@ -179,6 +193,8 @@ type Interface struct {
 	RemoteBackupProfile string
 	// Addresses are ensured on the interface by the daemon.
 	Addresses []netip.Prefix
+	// Egress is how copies leave this interface; "" means EgressXDP.
+	Egress EgressMode
 }
 
 // MLD is the per-interface MLD querier configuration (RFC 3810).

@@ -294,6 +294,8 @@ func TestInvalid(t *testing.T) {
 			"remote-backup-profiles[0].vrrp6", "expected a map, got string", ErrType},
 		{"bad duration", edit(t, "        preempt-delay: 10s\n", "        preempt-delay: ten\n"),
 			"interfaces[1].vrrp6[0].preempt-delay", "invalid duration", nil},
+		{"bad egress mode", edit(t, "    addresses: [2001:db8:20::1/64]\n", "    addresses: [2001:db8:20::1/64]\n    egress: broadcast\n"),
+			"interfaces[2].egress", "invalid mode", nil},
 		{"missing sysname", edit(t, "sysname: DeviceA\n", ""),
 			"sysname", "required", ErrRequired},
 		{"bad sysname", edit(t, "sysname: DeviceA\n", "sysname: \"..\"\n"),

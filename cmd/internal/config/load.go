@@ -339,6 +339,7 @@ type rawInterface struct {
 	MulticastTrackVRRP6 *int       `mapstructure:"multicast-track-vrrp6"`
 	RemoteBackupProfile *string    `mapstructure:"remote-backup-profile"`
 	Addresses           []string   `mapstructure:"addresses"`
+	Egress              *string    `mapstructure:"egress"`
 }
 
 type rawMLD struct {
@@ -531,6 +532,7 @@ func (ri *rawInterface) convert(cv converter, p string) Interface {
 	ifc := Interface{
 		Name:                str(ri.Name, ""),
 		RemoteBackupProfile: str(ri.RemoteBackupProfile, ""),
+		Egress:              EgressMode(str(ri.Egress, "")),
 	}
 	// 0 would mean "none" in Config, so it is rejected here where an
 	// explicit 0 is still visible.

@@ -317,6 +317,9 @@ func (v *validator) vrrp6(i int) {
 		}
 	}
 
+	if ifc.Egress != "" && ifc.Egress != EgressXDP && ifc.Egress != EgressClone {
+		v.addf(p+".egress", "invalid mode %q: want %q or %q", ifc.Egress, EgressXDP, EgressClone)
+	}
 	if id := ifc.MulticastTrackVRRP6; id != 0 && ifc.Group(id) == nil {
 		v.add(p+".multicast-track-vrrp6", errUndef("vrrp6 group", fmt.Sprintf("with vrid %d on interface %q", id, ifc.Name)))
 	}

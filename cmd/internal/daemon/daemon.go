@@ -228,12 +228,20 @@ func (d *Daemon) openDataplane() error {
 			if ifc.cfg.MulticastTrackVRRP6 != 0 {
 				gate = bpf.GateMuted
 			}
-			cur, err := dp.EnsureIface(ifc.index, bpf.Iface{Gate: gate, SrcMAC: ifc.mac})
+			clone := ifc.cfg.Egress == config.EgressClone
+			cur, err := dp.EnsureIface(ifc.index, bpf.Iface{Gate: gate, SrcMAC: ifc.mac, MAC: ifc.mac, Clone: clone})
 			if err != nil {
 				return fail(err)
 			}
-			if cur.SrcMAC.String() != ifc.mac.String() && ifc.cfg.MulticastTrackVRRP6 == 0 {
-				if err := dp.SetIface(ifc.index, bpf.Iface{Gate: cur.Gate, SrcMAC: ifc.mac}); err != nil {
+			// Keep the gate (and a VRRP virtual source MAC) a previous run
+			// left; apply this configuration's MAC and egress mode.
+			want := cur
+			want.MAC, want.Clone = ifc.mac, clone
+			if ifc.cfg.MulticastTrackVRRP6 == 0 {
+				want.SrcMAC = ifc.mac
+			}
+			if want.MAC.String() != cur.MAC.String() || want.SrcMAC.String() != cur.SrcMAC.String() || want.Clone != cur.Clone {
+				if err := dp.SetIface(ifc.index, want); err != nil {
 					return fail(err)
 				}
 			}

@@ -110,9 +110,10 @@ func (d *Daemon) onTransition(g *vrrpGroup, tr vrrp6.Transition) {
 		log.Error("fast path virtual mac", "err", err)
 	}
 	if ifc.cfg.MulticastTrackVRRP6 == tr.VRID {
-		e := bpf.Iface{Gate: bpf.GateMuted, SrcMAC: ifc.mac, MAC: ifc.mac}
+		clone := ifc.cfg.Egress == config.EgressClone
+		e := bpf.Iface{Gate: bpf.GateMuted, SrcMAC: ifc.mac, MAC: ifc.mac, Clone: clone}
 		if master {
-			e = bpf.Iface{Gate: bpf.GateForward, SrcMAC: tr.VirtualMAC, MAC: ifc.mac}
+			e = bpf.Iface{Gate: bpf.GateForward, SrcMAC: tr.VirtualMAC, MAC: ifc.mac, Clone: clone}
 		}
 		if err := d.dp.SetIface(ifc.index, e); err != nil {
 			log.Error("multicast gate", "err", err)
