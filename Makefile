@@ -55,6 +55,9 @@ lab: deps-test build
 install: build
 	install -D -m 0755 bin/hotcastd $(DESTDIR)/usr/local/sbin/hotcastd
 	install -D -m 0755 bin/hotcastctl $(DESTDIR)/usr/local/bin/hotcastctl
+	install -D -m 0644 configs/hotcastd.service $(DESTDIR)/etc/systemd/system/hotcastd.service
+	@# An existing configuration is never overwritten.
+	test -e $(DESTDIR)/etc/hotcast/hotcast.yaml || install -D -m 0644 configs/hotcast.yaml $(DESTDIR)/etc/hotcast/hotcast.yaml
 
 clean:
 	rm -rf bin

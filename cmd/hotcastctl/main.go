@@ -34,6 +34,7 @@ commands:
   display vrrp6 [interface NAME] [vrid N]
   display remote-backup-service [NAME]
   display remote-backup-profile [NAME]
+  import-vrp [--map VRPIF=IF ...] [--upstream IF] [--out FILE] FILE
 `
 
 func main() {
@@ -56,6 +57,8 @@ func run(args []string, w io.Writer) error {
 	defer cancel()
 
 	switch {
+	case match(words, "import-vrp"):
+		return importVRP(words[1:], w, os.Stderr)
 	case match(words, "display", "multicast", "forwarding-table"):
 		return show(ctx, c, w, api.PathForwardingTable, nil, asJSON, printForwarding)
 	case match(words, "display", "mld", "group"):
