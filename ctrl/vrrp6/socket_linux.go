@@ -102,7 +102,17 @@ func (c *Conn) sendFrame(frame []byte) error {
 	if len(frame) < ethHeaderLen {
 		return fmt.Errorf("vrrp6 send on %s: %w: frame of %d bytes", c.ifi.Name, ErrTruncated, len(frame))
 	}
-	if _, err := c.pkt.WriteTo(frame, &packet.Addr{HardwareAddr: net.HardwareAddr(frame[0:6])}); err != nil {
+	to := &packet.Addr{HardwareAddr: net.HardwareAddr(frame[0:6])}
+	_, err := c.pkt.WriteTo(frame, to)
+	if errors.Is(err, unix.ENETDOWN) {
+		// af_packet sets a pending ENETDOWN socket error when the link
+		// goes down; the first send after the link is up again returns it
+		// and sends nothing (a new Master's first advert would be lost
+		// after a link flap). The error is consumed now: send once more,
+		// which fails again only if the link is really down.
+		_, err = c.pkt.WriteTo(frame, to)
+	}
+	if err != nil {
 		return fmt.Errorf("vrrp6 send on %s: %w", c.ifi.Name, err)
 	}
 	return nil

@@ -144,3 +144,53 @@ func TestConnVeth(t *testing.T) {
 		t.Fatal("Serve did not return after Close")
 	}
 }
+
+// After the interface went down and up again, the first advert is sent:
+// the packet socket's pending ENETDOWN (set by af_packet when the link
+// went down) must not swallow it. Seen end to end as a new Master's first
+// advert lost after a link flap, so the old Master stayed Master for one
+// more advert interval.
+func TestConnSendAfterLinkFlap(t *testing.T) {
+	vethPair(t)
+	a, err := Listen("vr0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Listen("vr1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	frame, err := BuildAdvertFrame(&Advert{VRID: 7, Priority: 100, MaxAdvertInterval: 100, Addrs: testVIPs}, netip.MustParseAddr("fe80::a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vr0, err := netlink.LinkByName("vr0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetDown(vr0); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SendAdvert(frame); err == nil {
+		t.Fatal("send on a down link succeeded")
+	}
+	if err := netlink.LinkSetUp(vr0); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SendAdvert(frame); err != nil {
+		t.Fatalf("first send after the link came back: %v", err)
+	}
+	if err := b.ip.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	rx, err := b.Read(buf)
+	if err != nil {
+		t.Fatalf("the first advert after the link came back did not arrive: %v", err)
+	}
+	if p, err := Parse(rx.Payload); err != nil || p.VRID != 7 {
+		t.Fatalf("received %+v, %v", p, err)
+	}
+}

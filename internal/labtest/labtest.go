@@ -299,8 +299,11 @@ func StartStream(t testing.TB, l *netnstest.Link, src netip.Addr, groups []netip
 	go func() {
 		defer close(s.done)
 		defer c.Close()
-		tick := time.NewTicker(time.Second / time.Duration(pps))
+		// Send what is due by elapsed time (a ticker alone cannot keep
+		// thousands of ticks per second: it drops them).
+		tick := time.NewTicker(time.Millisecond)
 		defer tick.Stop()
+		start := time.Now()
 		var seq uint64
 		for {
 			select {
@@ -308,15 +311,16 @@ func StartStream(t testing.TB, l *netnstest.Link, src netip.Addr, groups []netip
 				return
 			case <-tick.C:
 			}
-			seq++
-			payload := binary.BigEndian.AppendUint64(nil, seq)
-			for _, g := range groups {
-				f := Frame(l.MAC, src, g, 64, payload)
-				if _, err := c.WriteTo(f, &packet.Addr{HardwareAddr: f[:6]}); err != nil {
-					continue
+			due := uint64(time.Since(start).Seconds() * float64(pps))
+			for seq < due {
+				seq++
+				payload := binary.BigEndian.AppendUint64(nil, seq)
+				for _, g := range groups {
+					f := Frame(l.MAC, src, g, 64, payload)
+					_, _ = c.WriteTo(f, &packet.Addr{HardwareAddr: f[:6]})
 				}
+				s.sent.Add(1)
 			}
-			s.sent.Add(1)
 		}
 	}()
 	t.Cleanup(func() { s.Stop() })
