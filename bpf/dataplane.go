@@ -904,6 +904,25 @@ func (d *Dataplane) Routes() ([]RouteStats, error) {
 	return out, nil
 }
 
+// Route reads one route back from the kernel's routes map (not from the
+// Go view), with its outgoing interfaces from the set it points at.
+func (d *Dataplane) Route(k RouteKey) (Route, bool, error) {
+	var v ingressHcRoute
+	if err := d.maps["routes"].Lookup(k.bpfKey(), &v); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return Route{}, false, nil
+		}
+		return Route{}, false, fmt.Errorf("read route %s: %w", k, err)
+	}
+	r := Route{RouteKey: k.normalize(), IIf: int(v.Iif), Flags: RouteFlags(v.Flags) &^ routeClone}
+	d.mu.Lock()
+	if s := d.setByID[v.SetId]; s != nil {
+		r.OIfs = slices.Clone(s.oifs)
+	}
+	d.mu.Unlock()
+	return r, true, nil
+}
+
 // Reasons returns the frame counts by reason, summed over CPUs.
 func (d *Dataplane) Reasons() (map[Reason]uint64, error) {
 	out := make(map[Reason]uint64, numReasons)

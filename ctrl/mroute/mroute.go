@@ -51,7 +51,7 @@ type Table struct {
 	upstream int
 	static   map[netip.Addr][]StaticRoute      // by group
 	members  map[netip.Addr]map[int]Membership // group -> oif -> membership
-	applied  map[bpf.RouteKey]bpf.Route
+	applied  map[netip.Addr]map[bpf.RouteKey]bpf.Route // by group: a change touches one group
 }
 
 // New returns a table applying to dp; upstream is the incoming interface of
@@ -66,7 +66,7 @@ func New(dp Dataplane, upstream int, log *slog.Logger) *Table {
 		upstream: upstream,
 		static:   map[netip.Addr][]StaticRoute{},
 		members:  map[netip.Addr]map[int]Membership{},
-		applied:  map[bpf.RouteKey]bpf.Route{},
+		applied:  map[netip.Addr]map[bpf.RouteKey]bpf.Route{},
 	}
 }
 
@@ -76,7 +76,24 @@ func (t *Table) Adopt(rs []bpf.Route) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, r := range rs {
-		t.applied[r.RouteKey] = r
+		t.setApplied(r)
+	}
+}
+
+func (t *Table) setApplied(r bpf.Route) {
+	byKey := t.applied[r.Group]
+	if byKey == nil {
+		byKey = map[bpf.RouteKey]bpf.Route{}
+		t.applied[r.Group] = byKey
+	}
+	byKey[r.RouteKey] = r
+}
+
+func (t *Table) deleteApplied(k bpf.RouteKey) {
+	byKey := t.applied[k.Group]
+	delete(byKey, k)
+	if len(byKey) == 0 {
+		delete(t.applied, k.Group)
 	}
 }
 
@@ -148,10 +165,10 @@ func (t *Table) Prune() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var groups []netip.Addr
-	for k := range t.applied {
-		if _, ok := t.members[k.Group]; !ok {
-			if _, ok := t.static[k.Group]; !ok {
-				groups = append(groups, k.Group)
+	for g := range t.applied {
+		if _, ok := t.members[g]; !ok {
+			if _, ok := t.static[g]; !ok {
+				groups = append(groups, g)
 			}
 		}
 	}
@@ -162,7 +179,10 @@ func (t *Table) Prune() error {
 func (t *Table) Routes() []bpf.Route {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := slices.Collect(maps.Values(t.applied))
+	var out []bpf.Route
+	for _, byKey := range t.applied {
+		out = slices.AppendSeq(out, maps.Values(byKey))
+	}
 	sortRoutes(out)
 	return out
 }
@@ -191,17 +211,13 @@ func (t *Table) applyGroups(groups []netip.Addr) error {
 		for _, r := range Derive(g, t.upstream, t.static[g], t.members[g]) {
 			want[r.RouteKey] = r
 		}
-		for k, r := range t.applied {
-			if k.Group != g {
-				continue
-			}
+		for k := range t.applied[g] {
 			if _, ok := want[k]; !ok {
 				del = append(del, k)
-				_ = r
 			}
 		}
 		for k, r := range want {
-			if cur, ok := t.applied[k]; !ok || !sameRoute(cur, r) {
+			if cur, ok := t.applied[g][k]; !ok || !sameRoute(cur, r) {
 				put = append(put, r)
 			}
 		}
@@ -211,7 +227,7 @@ func (t *Table) applyGroups(groups []netip.Addr) error {
 			return fmt.Errorf("apply %d routes: %w", len(put), err)
 		}
 		for _, r := range put {
-			t.applied[r.RouteKey] = r
+			t.setApplied(r)
 		}
 	}
 	if len(del) > 0 {
@@ -219,7 +235,7 @@ func (t *Table) applyGroups(groups []netip.Addr) error {
 			return fmt.Errorf("delete %d routes: %w", len(del), err)
 		}
 		for _, k := range del {
-			delete(t.applied, k)
+			t.deleteApplied(k)
 		}
 	}
 	if len(put)+len(del) > 0 {
