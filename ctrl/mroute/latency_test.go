@@ -16,10 +16,10 @@ import (
 // changes feed the route table over a real BPF dataplane, in a namespace
 // with two interfaces (upstream and the listeners' LAN).
 type reportToMap struct {
-	ifc      *mld.Interface
-	dp       *bpf.Dataplane
-	host     netip.Addr
-	lan, up  int
+	ifc     *mld.Interface
+	dp      *bpf.Dataplane
+	host    netip.Addr
+	lan, up int
 }
 
 func newReportToMap(tb testing.TB) *reportToMap {

@@ -49,8 +49,8 @@ type Table struct {
 
 	mu       sync.Mutex
 	upstream int
-	static   map[netip.Addr][]StaticRoute      // by group
-	members  map[netip.Addr]map[int]Membership // group -> oif -> membership
+	static   map[netip.Addr][]StaticRoute              // by group
+	members  map[netip.Addr]map[int]Membership         // group -> oif -> membership
 	applied  map[netip.Addr]map[bpf.RouteKey]bpf.Route // by group: a change touches one group
 }
 
