@@ -16,7 +16,6 @@ import (
 	"github.com/hotcast/hotcast/internal/labtest"
 	"github.com/hotcast/hotcast/internal/netnstest"
 	"github.com/mdlayher/packet"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
@@ -70,34 +69,8 @@ func newHost(t *testing.T, name string, peer *netnstest.NS, peerName string, v1 
 	}
 	_, h.link = netnstest.Veth(t, peer, peerName, h.ns, "eth0")
 	h.rcv = labtest.NewReceiver(t, h.link)
-	h.ll = waitLinkLocal(t, h.link)
+	h.ll = h.link.WaitLinkLocal(t)
 	return h
-}
-
-// waitLinkLocal returns l's link-local address once the kernel has it.
-func waitLinkLocal(t *testing.T, l *netnstest.Link) netip.Addr {
-	t.Helper()
-	h := l.NS.Handle(t)
-	var ll netip.Addr
-	labtest.Eventually(t, 5*time.Second, "link-local address on "+l.Name, func() bool {
-		nl, err := h.LinkByIndex(l.Index)
-		if err != nil {
-			return false
-		}
-		addrs, err := h.AddrList(nl, netlink.FAMILY_V6)
-		if err != nil {
-			return false
-		}
-		for _, a := range addrs {
-			ip, ok := netip.AddrFromSlice(a.IP)
-			if ok && ip.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
-				ll = ip
-				return true
-			}
-		}
-		return false
-	})
-	return ll
 }
 
 // count returns the frames of group g the host received.

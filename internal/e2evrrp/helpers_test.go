@@ -17,7 +17,6 @@ import (
 	"github.com/hotcast/hotcast/internal/labtest"
 	"github.com/hotcast/hotcast/internal/netnstest"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // Addresses and names shared by the tests.
@@ -494,31 +493,4 @@ func waitState(t *testing.T, r *hcRouter, want string, timeout time.Duration) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// linkLocalOf returns l's link-local address (the kernel's, once DAD is
-// done: netnstest disables DAD).
-func linkLocalOf(t *testing.T, l *netnstest.Link) netip.Addr {
-	t.Helper()
-	h := l.NS.Handle(t)
-	var ll netip.Addr
-	labtest.Eventually(t, 5*time.Second, "link-local address on "+l.Name, func() bool {
-		nl, err := h.LinkByIndex(l.Index)
-		if err != nil {
-			return false
-		}
-		addrs, err := h.AddrList(nl, netlink.FAMILY_V6)
-		if err != nil {
-			return false
-		}
-		for _, a := range addrs {
-			ip, ok := netip.AddrFromSlice(a.IP)
-			if ok && ip.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
-				ll = ip
-				return true
-			}
-		}
-		return false
-	})
-	return ll
 }

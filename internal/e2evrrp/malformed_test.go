@@ -67,7 +67,7 @@ func (l *lab) sendAdverts(t *testing.T, args ...string) {
 	if out, err := exec.Command(py, "-c", "import scapy.all").CombinedOutput(); err != nil {
 		t.Skipf("python3-scapy not usable: %v %s", err, out)
 	}
-	src := linkLocalOf(t, l.h1)
+	src := l.h1.WaitLinkLocal(t)
 	all := append([]string{script, "h1", src.String()}, args...)
 	if out, err := l.host.Command(context.Background(), py, all...).CombinedOutput(); err != nil {
 		t.Fatalf("scapy: %v\n%s", err, out)

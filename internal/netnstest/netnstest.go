@@ -10,10 +10,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -269,4 +271,28 @@ func Dummy(t testing.TB, ns *NS, name string) *Link {
 	t.Helper()
 	a, _ := Veth(t, ns, name, ns, name+"p")
 	return a
+}
+
+// WaitLinkLocal returns l's link-local address once the kernel has
+// assigned it (not tentative), failing the test after 5 s.
+func (l *Link) WaitLinkLocal(t testing.TB) netip.Addr {
+	t.Helper()
+	h := l.NS.Handle(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if nl, err := h.LinkByIndex(l.Index); err == nil {
+			if addrs, err := h.AddrList(nl, netlink.FAMILY_V6); err == nil {
+				for _, a := range addrs {
+					ip, ok := netip.AddrFromSlice(a.IP)
+					if ok && ip.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
+						return ip
+					}
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no link-local address on %s", l.Name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -334,28 +334,36 @@ func (d *Daemon) startMLD(ctx context.Context) error {
 			m.SetQuerierAllowed(false) // VRRP6 Master turns it on
 		}
 		m.Start()
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			for {
-				p, err := conn.Read(ctx)
-				if err != nil {
-					if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-						return
-					}
-					log.Warn("mld read", "err", err)
-					continue
-				}
-				// The reference's backup hears no reports on its access
-				// link; this knob reproduces that while Backup.
-				if mc.IgnoreReportsWhileBackup && ifc.cfg.MulticastTrackVRRP6 != 0 && !ifc.master.Load() {
-					continue
-				}
-				m.HandlePacket(p)
+		d.readMLD(ctx, conn, log, func(p mld.Packet) {
+			// The reference's backup hears no reports on its access
+			// link; this knob reproduces that while Backup.
+			if mc.IgnoreReportsWhileBackup && ifc.cfg.MulticastTrackVRRP6 != 0 && !ifc.master.Load() {
+				return
 			}
-		}()
+			m.HandlePacket(p)
+		})
 	}
 	return nil
+}
+
+// readMLD hands every MLD message read from conn to handle until ctx ends
+// or conn is closed.
+func (d *Daemon) readMLD(ctx context.Context, conn *mld.Conn, log *slog.Logger, handle func(mld.Packet)) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		for {
+			p, err := conn.Read(ctx)
+			if err != nil {
+				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+					return
+				}
+				log.Warn("mld read", "err", err)
+				continue
+			}
+			handle(p)
+		}
+	}()
 }
 
 func (d *Daemon) stopProtocols() {

@@ -2,9 +2,7 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -44,21 +42,7 @@ func (d *Daemon) startProxy(ctx context.Context) error {
 		return fmt.Errorf("upstream %s: %w", up.cfg.Name, err)
 	}
 	d.proxy = &proxy{host: h, conn: conn, member: map[netip.Addr]mld.Membership{}}
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		for {
-			p, err := conn.Read(ctx)
-			if err != nil {
-				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-					return
-				}
-				log.Warn("mld-proxy read", "err", err)
-				continue
-			}
-			h.HandlePacket(p)
-		}
-	}()
+	d.readMLD(ctx, conn, log, h.HandlePacket)
 	// Memberships learned before the proxy started.
 	for _, ifc := range d.ifaces {
 		if ifc.mld == nil {
