@@ -1,0 +1,529 @@
+// Package benchmaps_test measures RBS replication end to end in one
+// process: two rbs.Service over real TCP (loopback of a test namespace),
+// the receiver's entries going through a real ctrl/mld Interface into a
+// ctrl/mroute Table over a real bpf.Dataplane, as cmd/internal/daemon wires
+// them (mldSink → mld.Import/Upsert → OnChange → Table.SetMembership →
+// BPF routes map).
+//
+// The quick tests run with the package tests (root needed); the 100k-entry
+// batch and the latency run need HC_BENCH=1 (scripts/bench-rbs). With
+// HC_BENCH_OUT=dir they write their result table to dir/<test>.md.
+package benchmaps_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/ctrl/mld"
+	"github.com/hotcast/hotcast/ctrl/mroute"
+	"github.com/hotcast/hotcast/internal/netnstest"
+	"github.com/hotcast/hotcast/sync/rbs"
+)
+
+const (
+	oif      = 1 // lo: exists in every namespace, so the devmap accepts it from any thread
+	upstream = 2 // only a number in the route
+	backupID = 10
+)
+
+var (
+	srcAddr  = netip.MustParseAddr("2001:db8:10::1") // dials (lower)
+	peerAddr = netip.MustParseAddr("2001:db8:10::2") // listens
+	reporter = netip.MustParseAddr("fe80::99")
+)
+
+// countingDP is the table's dataplane: the real one, plus the time at which
+// routes were written.
+type countingDP struct {
+	dp      *bpf.Dataplane
+	put     atomic.Int64  // routes written
+	calls   atomic.Int64  // ReplaceRoutes calls
+	spent   atomic.Int64  // ns inside ReplaceRoutes
+	target  int64         // close reached when put reaches target
+	reached chan struct{} // closed once
+	once    sync.Once
+	at      atomic.Int64 // unix ns when target was reached
+
+	mu      sync.Mutex
+	waiters map[netip.Addr]chan time.Time
+}
+
+func (c *countingDP) ReplaceRoutes(rs []bpf.Route) error {
+	t0 := time.Now()
+	err := c.dp.ReplaceRoutes(rs)
+	now := time.Now()
+	c.spent.Add(int64(now.Sub(t0)))
+	c.calls.Add(1)
+	if err != nil {
+		return err
+	}
+	if n := c.put.Add(int64(len(rs))); c.target > 0 && n >= c.target {
+		c.once.Do(func() { c.at.Store(now.UnixNano()); close(c.reached) })
+	}
+	c.mu.Lock()
+	for _, r := range rs {
+		if ch := c.waiters[r.Group]; ch != nil {
+			ch <- now
+			delete(c.waiters, r.Group)
+		}
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *countingDP) DeleteRoutes(ks []bpf.RouteKey) error { return c.dp.DeleteRoutes(ks) }
+
+// wait returns a channel receiving the time group g's route is written.
+func (c *countingDP) wait(g netip.Addr) chan time.Time {
+	ch := make(chan time.Time, 1)
+	c.mu.Lock()
+	c.waiters[g] = ch
+	c.mu.Unlock()
+	return ch
+}
+
+// memSource is the sender's table.
+type memSource struct {
+	mu      sync.Mutex
+	entries []rbs.MLDEntry
+	mld     *mld.Interface // when set, its groups are the snapshot
+}
+
+func (s *memSource) Snapshot(uint32) []rbs.MLDEntry {
+	if s.mld != nil {
+		now := time.Now()
+		var out []rbs.MLDEntry
+		for _, g := range s.mld.Groups() {
+			out = append(out, toEntry(g, now))
+		}
+		return out
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.entries
+}
+
+// sink mirrors cmd/internal/daemon's mldSink; with bulk set, a batch is
+// applied to the route table in one ReplaceInterface (the suggested
+// optimisation) instead of one SetMembership per group.
+type sink struct {
+	h    *harness
+	bulk bool
+
+	replaceAllAt time.Time
+	importDone   time.Time
+	applyDone    time.Time
+}
+
+func (s *sink) ReplaceAll(_ uint32, es []rbs.MLDEntry) error {
+	s.replaceAllAt = time.Now()
+	now := time.Now()
+	st := make([]mld.GroupState, 0, len(es))
+	for _, e := range es {
+		st = append(st, fromEntry(e, now))
+	}
+	if !s.bulk {
+		err := s.h.rxMLD.Import(st)
+		s.importDone = time.Now()
+		s.applyDone = s.importDone
+		return err
+	}
+	s.h.importing.Store(true)
+	err := s.h.rxMLD.Import(st)
+	s.h.importing.Store(false)
+	s.importDone = time.Now()
+	ms := map[netip.Addr]mroute.Membership{}
+	for _, g := range s.h.rxMLD.Groups() {
+		star, inc, exc := g.Forwarding()
+		ms[g.Group] = mroute.Membership{Star: star, Include: inc, Exclude: exc, Synced: g.Synced}
+	}
+	if aerr := s.h.table.ReplaceInterface(oif, ms); aerr != nil {
+		err = errors.Join(err, aerr)
+	}
+	s.applyDone = time.Now()
+	return err
+}
+
+func (s *sink) Upsert(_ uint32, e rbs.MLDEntry) error {
+	if err := s.h.rxMLD.Upsert(fromEntry(e, time.Now())); err != nil && !errors.Is(err, mld.ErrLocalEntry) {
+		return err
+	}
+	return nil
+}
+
+func (s *sink) Delete(_ uint32, g netip.Addr) error {
+	s.h.rxMLD.Delete(g)
+	return nil
+}
+
+type harness struct {
+	t          testing.TB
+	ns         *netnstest.NS
+	tx, rx     *rbs.Service
+	txp, rxp   *rbs.Profile
+	src        *memSource
+	sink       *sink
+	txMLD      *mld.Interface
+	rxMLD      *mld.Interface
+	table      *mroute.Table
+	dp         *countingDP
+	importing  atomic.Bool
+	onChangeNS atomic.Int64 // time spent in SetMembership from OnChange
+}
+
+// newHarness builds the pair; the sender has an MLD interface of its own
+// (fed with reports by the latency test) when withTxMLD.
+func newHarness(t testing.TB, bulk, withTxMLD bool) *harness {
+	t.Helper()
+	ns := netnstest.New(t, "rbsb")
+	for _, a := range []netip.Addr{srcAddr, peerAddr} {
+		if out, err := exec.Command("ip", "-n", ns.Name, "addr", "add", a.String()+"/128", "dev", "lo", "nodad").CombinedOutput(); err != nil {
+			t.Fatalf("add %s: %v %s", a, err, out)
+		}
+	}
+	dp, err := bpf.Open(bpf.Options{})
+	if err != nil {
+		t.Fatalf("open dataplane: %v", err)
+	}
+	t.Cleanup(func() { dp.Close() })
+	h := &harness{t: t, ns: ns, src: &memSource{}}
+	h.dp = &countingDP{dp: dp, reached: make(chan struct{}), waiters: map[netip.Addr]chan time.Time{}}
+	h.table = mroute.New(h.dp, upstream, nil)
+
+	cfg := mld.DefaultConfig("rx0", netip.MustParseAddr("fe80::2"))
+	cfg.MaxGroups = -1
+	cfg.OnChange = func(gs mld.GroupState) {
+		if h.importing.Load() {
+			return
+		}
+		t0 := time.Now()
+		star, inc, exc := gs.Forwarding()
+		if err := h.table.SetMembership(gs.Group, oif, &mroute.Membership{Star: star, Include: inc, Exclude: exc, Synced: gs.Synced}); err != nil {
+			t.Errorf("set membership %s: %v", gs.Group, err)
+		}
+		h.onChangeNS.Add(int64(time.Since(t0)))
+	}
+	cfg.OnDelete = func(g netip.Addr) {
+		if h.importing.Load() {
+			return
+		}
+		if err := h.table.SetMembership(g, oif, nil); err != nil {
+			t.Errorf("remove membership %s: %v", g, err)
+		}
+	}
+	if h.rxMLD, err = mld.New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	h.rxMLD.SetQuerierAllowed(false)
+	h.rxMLD.Start()
+	t.Cleanup(h.rxMLD.Stop)
+
+	if withTxMLD {
+		tc := mld.DefaultConfig("tx0", netip.MustParseAddr("fe80::1"))
+		tc.MaxGroups = -1
+		tc.OnChange = func(gs mld.GroupState) {
+			if err := h.txp.Publish(rbs.OpUpsert, toEntry(gs, time.Now())); err != nil {
+				t.Errorf("publish: %v", err)
+			}
+		}
+		tc.OnDelete = func(g netip.Addr) {
+			_ = h.txp.Publish(rbs.OpDelete, rbs.MLDEntry{Group: g, FilterMode: rbs.FilterInclude, Compat: 2})
+		}
+		if h.txMLD, err = mld.New(tc); err != nil {
+			t.Fatal(err)
+		}
+		h.txMLD.SetQuerierAllowed(false)
+		h.txMLD.Start()
+		t.Cleanup(h.txMLD.Stop)
+		h.src.mld = h.txMLD
+	}
+
+	dial := func(ctx context.Context) (net.Conn, error) {
+		var c net.Conn
+		err := ns.Run(func() error {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: srcAddr.AsSlice()}}
+			var err error
+			c, err = d.DialContext(ctx, "tcp", netip.AddrPortFrom(peerAddr, rbs.DefaultPort).String())
+			return err
+		})
+		return c, err
+	}
+	listen := func(ctx context.Context) (net.Listener, error) {
+		var ln net.Listener
+		err := ns.Run(func() error {
+			var lc net.ListenConfig
+			var err error
+			ln, err = lc.Listen(ctx, "tcp", netip.AddrPortFrom(peerAddr, rbs.DefaultPort).String())
+			return err
+		})
+		return ln, err
+	}
+	base := rbs.Config{Port: rbs.DefaultPort, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond, MaxBatchEntries: 1 << 20}
+	txc, rxc := base, base
+	txc.Name, txc.SysName, txc.Source, txc.Peer, txc.Dial = "tx", "A", srcAddr, peerAddr, dial
+	rxc.Name, rxc.SysName, rxc.Source, rxc.Peer, rxc.Listen = "rx", "B", peerAddr, srcAddr, listen
+	h.tx, h.rx = rbs.New(txc, nil), rbs.New(rxc, nil)
+	h.sink = &sink{h: h, bulk: bulk}
+	h.txp = h.tx.AddProfile(rbs.ProfileConfig{Name: "p", BackupID: backupID}, h.src, nil)
+	h.rxp = h.rx.AddProfile(rbs.ProfileConfig{Name: "p", BackupID: backupID}, nil, h.sink)
+	h.txp.SetRole(rbs.RoleBackup)
+	h.rxp.SetRole(rbs.RoleBackup)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, s := range []*rbs.Service{h.rx, h.tx} {
+		wg.Go(func() {
+			if err := s.Run(ctx); err != nil {
+				t.Errorf("rbs run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	deadline := time.Now().Add(5 * time.Second)
+	for h.rxp.Status().Sync != rbs.SyncIdle || h.txp.Status().Sync != rbs.SyncIdle {
+		if time.Now().After(deadline) {
+			t.Fatalf("session not up: tx %v, rx %v", h.tx.Status(), h.rx.Status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return h
+}
+
+// batchResult is one batch measurement.
+type batchResult struct {
+	n                                   int
+	bulk                                bool
+	total, transfer, imp, apply, onChng time.Duration
+	calls                               int64
+	dpTime                              time.Duration
+}
+
+// runBatch makes the sender Master with n entries and waits until all n
+// routes are in the receiver's BPF routes map.
+func runBatch(t testing.TB, n int, bulk bool) batchResult {
+	h := newHarness(t, bulk, false)
+	es := make([]rbs.MLDEntry, n)
+	for i := range es {
+		es[i] = rbs.MLDEntry{Group: group(0x10000000 + uint32(i)), FilterMode: rbs.FilterExclude, Compat: 2, GroupTimerMs: 260000, LastReporter: reporter}
+	}
+	h.src.entries = es
+	h.dp.target = int64(n)
+	start := time.Now()
+	h.txp.SetRole(rbs.RoleMaster)
+	select {
+	case <-h.dp.reached:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%d routes after 60 s, want %d (rx %+v)", h.dp.put.Load(), n, h.rxp.Status())
+	}
+	done := time.Unix(0, h.dp.at.Load())
+	// The batch is acknowledged once applied.
+	deadline := time.Now().Add(10 * time.Second)
+	for h.rxp.Status().Sync != rbs.SyncReceiverInSync || h.txp.Status().Sync != rbs.SyncSenderInSync {
+		if time.Now().After(deadline) {
+			t.Fatalf("not in sync: tx %+v rx %+v", h.txp.Status(), h.rxp.Status())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	rs, err := h.dp.dp.Routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != n {
+		t.Fatalf("BPF routes map holds %d routes, want %d", len(rs), n)
+	}
+	for _, r := range rs[:min(len(rs), 100)] {
+		if r.IIf != upstream || !slices.Equal(r.OIfs, []int{oif}) || !r.IsStar() || r.Flags&bpf.RouteSynced == 0 {
+			t.Fatalf("route %+v", r.Route)
+		}
+	}
+	if got := len(h.rxMLD.Groups()); got != n {
+		t.Fatalf("receiver MLD holds %d groups, want %d", got, n)
+	}
+	s := h.sink
+	return batchResult{
+		n: n, bulk: bulk, total: done.Sub(start),
+		transfer: s.replaceAllAt.Sub(start), imp: s.importDone.Sub(s.replaceAllAt), apply: s.applyDone.Sub(s.importDone),
+		onChng: time.Duration(h.onChangeNS.Load()), calls: h.dp.calls.Load(), dpTime: time.Duration(h.dp.spent.Load()),
+	}
+}
+
+func group(i uint32) netip.Addr {
+	return netip.AddrFrom16([16]byte{0xff, 0x0e, 10: 0x01, 11: 0x00, 12: byte(i >> 24), 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)})
+}
+
+func benchEnabled(t *testing.T) {
+	if os.Getenv("HC_BENCH") != "1" {
+		t.Skip("HC_BENCH=1 runs the benchmarks (scripts/bench-rbs)")
+	}
+}
+
+func writeResult(t *testing.T, name, md string) {
+	t.Log("\n" + md)
+	if dir := os.Getenv("HC_BENCH_OUT"); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, name+".md"), []byte(md), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (r batchResult) row() string {
+	mode := "per-group SetMembership (as the daemon)"
+	if r.bulk {
+		mode = "one ReplaceInterface (bulk)"
+	}
+	// In per-group mode Import's duration includes the OnChange callbacks.
+	return fmt.Sprintf("| %d | %s | **%s** | %s | %s | %s | %s | %d | %s |", r.n, mode, ms(r.total), ms(r.transfer), ms(r.imp-r.onChng), ms(r.onChng+r.apply), ms(r.dpTime), r.calls, verdict(r.total <= time.Second))
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1e3) }
+
+func verdict(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "no"
+}
+
+// TestBatchToMaps is the quick version: 5000 entries, both paths.
+func TestBatchToMaps(t *testing.T) {
+	for _, bulk := range []bool{false, true} {
+		r := runBatch(t, 5000, bulk)
+		t.Log(r.row())
+	}
+}
+
+// TestBenchBatch100k measures a batch backup of 100 000 entries from the
+// sender's table to the receiver's BPF routes map (target ≤ 1 s).
+func TestBenchBatch100k(t *testing.T) {
+	benchEnabled(t)
+	const n = 100000
+	md := "| entries | receiver path | batch start → last route in the BPF map | rbs transfer (snapshot, encode, TCP, decode) | mld Import (without callbacks) | route apply (Derive + map writes) | in bpf.ReplaceRoutes | ReplaceRoutes calls | ≤ 1 s |\n|---:|---|---:|---:|---:|---:|---:|---:|:-:|\n"
+	for _, bulk := range []bool{false, true} {
+		for range 3 {
+			md += runBatch(t, n, bulk).row() + "\n"
+		}
+	}
+	writeResult(t, "batch", md)
+}
+
+// TestBenchLatency measures real-time backup: an MLDv2 report handled by
+// the sender's MLD interface → Publish → TCP → receiver Upsert → mld →
+// route table → BPF map write, for 200 joins one at a time.
+func TestBenchLatency(t *testing.T) {
+	benchEnabled(t)
+	md := "| joins | path | p50 | p90 | p99 | max | ≤ 1 ms at p99 |\n|---:|---|---:|---:|---:|---:|:-:|\n"
+	for _, load := range []bool{false, true} {
+		lat := runLatency(t, 200, load)
+		p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+		what := "sender MLD report → receiver BPF map, idle tables"
+		if load {
+			what = "same, both sides already holding 10 000 groups"
+		}
+		md += fmt.Sprintf("| %d | %s | %s | %s | %s | %s | %s |\n", len(lat), what, us(p(0.5)), us(p(0.9)), us(p(0.99)), us(lat[len(lat)-1]), verdict(p(0.99) <= time.Millisecond))
+	}
+	writeResult(t, "latency", md)
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%d µs", d.Microseconds()) }
+
+func runLatency(t *testing.T, n int, load bool) []time.Duration {
+	h := newHarness(t, false, true)
+	all := netip.MustParseAddr("ff02::16")
+	report := func(g netip.Addr) {
+		b, err := mld.Marshal(&mld.V2Report{Records: []mld.Record{{Type: mld.ChangeToExclude, Group: g}}}, reporter, all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.txMLD.HandlePacket(mld.Packet{Src: reporter, Dst: all, HopLimit: 1, RouterAlert: true, Payload: b})
+	}
+	if load {
+		for i := range 10000 {
+			report(group(0x20000000 + uint32(i)))
+		}
+	}
+	h.txp.SetRole(rbs.RoleMaster)
+	deadline := time.Now().Add(20 * time.Second)
+	for h.rxp.Status().Sync != rbs.SyncReceiverInSync {
+		if time.Now().After(deadline) {
+			t.Fatalf("not in sync: %+v", h.rxp.Status())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var lat []time.Duration
+	for i := range n {
+		g := group(0x30000000 + uint32(i))
+		ch := h.dp.wait(g)
+		t0 := time.Now()
+		report(g)
+		select {
+		case at := <-ch:
+			lat = append(lat, at.Sub(t0))
+		case <-time.After(5 * time.Second):
+			t.Fatalf("join %d (%s) never reached the receiver's map", i, g)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if st := h.rxp.Status(); st.BatchesReceived != 1 || st.ResyncsRequested != 0 {
+		t.Errorf("receiver: %d batches, %d resyncs: the deltas did not flow in one epoch", st.BatchesReceived, st.ResyncsRequested)
+	}
+	slices.Sort(lat)
+	return lat
+}
+
+// TestLatencyQuick checks the real-time path with 20 joins.
+func TestLatencyQuick(t *testing.T) {
+	lat := runLatency(t, 20, false)
+	t.Logf("20 joins: median %s, max %s", lat[len(lat)/2], lat[len(lat)-1])
+}
+
+func ms32(now, t time.Time) uint32 {
+	if t.IsZero() {
+		return 0
+	}
+	d := t.Sub(now).Milliseconds()
+	return uint32(min(max(d, 1), int64(^uint32(0))))
+}
+
+func at(now time.Time, ms uint32) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return now.Add(time.Duration(ms) * time.Millisecond)
+}
+
+// toEntry and fromEntry are cmd/internal/daemon's conversions.
+func toEntry(g mld.GroupState, now time.Time) rbs.MLDEntry {
+	e := rbs.MLDEntry{Group: g.Group, FilterMode: rbs.FilterInclude, Compat: uint8(g.Compat), GroupTimerMs: ms32(now, g.Expires), V1HostMs: ms32(now, g.V1HostExpires), LastReporter: g.LastReporter}
+	if g.Mode == mld.Exclude {
+		e.FilterMode = rbs.FilterExclude
+	}
+	if e.Compat == 0 {
+		e.Compat = 2
+	}
+	for _, s := range g.Sources {
+		e.Sources = append(e.Sources, rbs.MLDSource{Addr: s.Addr, TimerMs: ms32(now, s.Expires)})
+	}
+	return e
+}
+
+func fromEntry(e rbs.MLDEntry, now time.Time) mld.GroupState {
+	g := mld.GroupState{Group: e.Group, Mode: mld.Include, Compat: int(e.Compat), Expires: at(now, e.GroupTimerMs), V1HostExpires: at(now, e.V1HostMs), LastReporter: e.LastReporter, Synced: true}
+	if e.FilterMode == rbs.FilterExclude {
+		g.Mode = mld.Exclude
+	}
+	for _, s := range e.Sources {
+		g.Sources = append(g.Sources, mld.SourceState{Addr: s.Addr, Expires: at(now, s.TimerMs)})
+	}
+	return g
+}
