@@ -226,6 +226,11 @@ type Service struct {
 	mu           sync.Mutex
 	state        SessionState
 	cur          *conn
+	// pending is a new connection from the peer's address while an
+	// established session exists: it replaces cur only once its Hello is
+	// valid, so junk sent from (or spoofing) the peer's address cannot
+	// drop a working session.
+	pending *conn
 	profiles     []*Profile
 	byID         map[uint32]*Profile
 	stats        Stats
@@ -550,10 +555,23 @@ func (s *Service) handshake(ctx context.Context, nc net.Conn, dialed bool) (net.
 	return tc, nil
 }
 
-// attach makes c the current connection and sends Hello.
+// attach makes c the current connection and sends Hello; while an
+// established session exists, c waits as pending until its Hello.
 func (s *Service) attach(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if cur := s.cur; cur != nil && cur.established {
+		if old := s.pending; old != nil {
+			old.reason = "superseded by a newer candidate connection"
+			old.abort()
+		}
+		s.log.Info("new connection from the peer's address; the current session stays until it says hello")
+		s.pending = c
+		c.lastRecv = s.cfg.Clock.Now()
+		c.send(s.helloLocked())
+		c.armHold(s.cfg.HoldTime)
+		return
+	}
 	if old := s.cur; old != nil {
 		s.log.Info("new connection from peer replaces the current one")
 		old.reason = "replaced by a new connection"
@@ -585,6 +603,9 @@ func (s *Service) detach(c *conn) {
 	if c.kaTimer != nil {
 		c.kaTimer.Stop()
 	}
+	if s.pending == c {
+		s.pending = nil
+	}
 	if s.cur == c {
 		s.down(c)
 	}
@@ -613,6 +634,14 @@ func (c *conn) armHold(d time.Duration) {
 	c.holdTimer = s.cfg.Clock.AfterFunc(d, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if s.pending == c {
+			// A candidate that never said hello.
+			s.stats.HoldExpired++
+			c.reason = "no hello before the hold time"
+			c.abort()
+			s.pending = nil
+			return
+		}
 		if s.cur != c {
 			return
 		}
@@ -755,6 +784,27 @@ func (c *conn) writeFailed(err error) {
 func (s *Service) handle(c *conn, m Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.pending == c {
+		s.pending = nil
+		h, ok := m.(*Hello)
+		if !ok || h.HoldTime < MinHoldTime {
+			s.stats.Errors["protocol"]++
+			s.log.Warn("candidate connection from the peer's address closed: no valid hello; the session stays", "got", m.Type())
+			c.closeWith("protocol error: expected hello", true)
+			return
+		}
+		if old := s.cur; old != nil {
+			s.log.Info("new connection from peer replaces the current one")
+			old.reason = "replaced by a new connection"
+			old.abort()
+			s.down(old)
+		}
+		s.cur = c
+		s.state = StateHelloSent
+		c.lastRecv = s.cfg.Clock.Now()
+		s.established(c, h)
+		return
+	}
 	if s.cur != c {
 		return
 	}

@@ -240,6 +240,37 @@ func TestNewConnectionReplacesOld(t *testing.T) {
 	expect[*Hello](p2)
 }
 
+// A connection from the peer's address that sends junk (or anything but a
+// valid Hello) while a session is up is closed; the session stays.
+func TestJunkFromPeerAddressKeepsSession(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		send func(p *rawPeer)
+	}{
+		{"random bytes", func(p *rawPeer) { go p.conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")) }},
+		{"data before hello", func(p *rawPeer) { p.send(&Ack{BackupID: 1, Epoch: 1, Seq: 1}) }},
+		{"hello with a bad hold time", func(p *rawPeer) { p.send(&Hello{HoldTime: time.Second}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startService(t, false, nil)
+			h.run()
+			p1 := h.peer(helloFor())
+			h.waitState(StateConnected)
+			p2 := h.peer(nil)
+			tc.send(p2)
+			p2.closed()
+			// The first session is untouched: still connected, and it
+			// still works (a keepalive or the profile traffic would fail
+			// on a closed connection).
+			if st := h.svc.Status(); st.State != StateConnected || st.Stats.Established != 1 || st.Stats.Disconnects != 0 {
+				t.Fatalf("after junk from the peer's address: %+v", st)
+			}
+			p1.send(&Keepalive{})
+			h.waitState(StateConnected)
+		})
+	}
+}
+
 func TestShutdownSendsClose(t *testing.T) {
 	h := startService(t, false, nil)
 	h.run()
