@@ -223,14 +223,14 @@ type Service struct {
 
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
 
-	mu           sync.Mutex
-	state        SessionState
-	cur          *conn
+	mu    sync.Mutex
+	state SessionState
+	cur   *conn
 	// pending is a new connection from the peer's address while an
 	// established session exists: it replaces cur only once its Hello is
 	// valid, so junk sent from (or spoofing) the peer's address cannot
 	// drop a working session.
-	pending *conn
+	pending      *conn
 	profiles     []*Profile
 	byID         map[uint32]*Profile
 	stats        Stats
