@@ -46,8 +46,12 @@ test: deps-test build
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 1 -timeout 30m ./...
 
+# Every benchmark in turn (scripts/bench), then bench/results.md and the
+# plots bench/*.png (matplotlib). BENCH_ARGS=--quick: a smoke run, its
+# results in its run directory under bench/raw/.
 bench: deps-test build
-	scripts/bench-fastpath
+	$(call ensure_debs,python3-matplotlib)
+	scripts/bench $(BENCH_ARGS)
 
 lab: deps-test build
 	scripts/lab

@@ -465,26 +465,3 @@ func BenchmarkInstall100k(b *testing.B) {
 		b.StartTimer()
 	}
 }
-
-func BenchmarkIngressForward(b *testing.B) {
-	ns := netnstest.New(b, "bpf")
-	oifs := []int{netnstest.Dummy(b, ns, "dummy0").Index, netnstest.Dummy(b, ns, "dummy1").Index}
-	ns.Enter(b)
-	d, err := Open(Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.ReplaceRoutes([]Route{{RouteKey: RouteKey{Source: srcS, Group: grpG}, IIf: lo, OIfs: oifs}}); err != nil {
-		b.Fatal(err)
-	}
-	data := frame{src: srcS, dst: grpG, hopLimit: 64}.bytes()
-	ret, dur, err := d.ingress.Benchmark(data, b.N, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if ret != xdpRedirect {
-		b.Fatalf("verdict %d", ret)
-	}
-	b.ReportMetric(float64(dur.Nanoseconds()), "ns/frame")
-}
