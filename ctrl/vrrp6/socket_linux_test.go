@@ -179,6 +179,21 @@ func TestConnSendAfterLinkFlap(t *testing.T) {
 	if err := netlink.LinkSetUp(vr0); err != nil {
 		t.Fatal(err)
 	}
+	// The kernel activates the queue (and reports the link up) from its
+	// link-watch work, up to a second later; until then frames vanish in
+	// the noop qdisc without an error. The daemon, too, restarts VRRP only
+	// on the up event, so wait for it as the daemon does.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		l, err := netlink.LinkByName("vr0")
+		if err == nil && l.Attrs().OperState == netlink.OperUp {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("vr0 not operationally up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := a.SendAdvert(frame); err != nil {
 		t.Fatalf("first send after the link came back: %v", err)
 	}
