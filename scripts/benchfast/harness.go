@@ -216,9 +216,31 @@ func (t *topo) snap() (snapshot, error) {
 	return snapshot{at: time.Now(), tx: st.TxPackets, qSent: sent, qDrops: drops, rcv: c}, nil
 }
 
-// measure runs trafgen through one path and returns the rates over the
-// measured window, which opens after the warm-up (rings and queues full).
+// errTrafgenEarly is trafgen giving up before the window (its TX_RING
+// flush can fail with EAGAIN when the veth pushes back at the wrong time).
+var errTrafgenEarly = errors.New("trafgen exited early")
+
+// measure is measureOnce, retried (up to 3 attempts) when trafgen gives up
+// early: a generator hiccup, not a property of the path measured.
 func (t *topo) measure(ctx context.Context, cfg *Config, conf string, n int, path string) (Sample, error) {
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		var s Sample
+		s, err = t.measureOnce(ctx, cfg, conf, n, path)
+		if !errors.Is(err, errTrafgenEarly) {
+			return s, err
+		}
+		t.log.Warn("retrying the run", "fanout", n, "path", path, "attempt", attempt, "err", err)
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return Sample{}, err
+		}
+	}
+	return Sample{}, err
+}
+
+// measureOnce runs trafgen through one path and returns the rates over the
+// measured window, which opens after the warm-up (rings and queues full).
+func (t *topo) measureOnce(ctx context.Context, cfg *Config, conf string, n int, path string) (Sample, error) {
 	var err error
 	if path == pathHotcast {
 		err = t.useHotcast()
@@ -249,7 +271,7 @@ func (t *topo) measure(ctx context.Context, cfg *Config, conf string, n int, pat
 		return Sample{}, err
 	}
 	if done, werr := t.gen.exited(); done {
-		return Sample{}, fmt.Errorf("trafgen exited early (%v): %s", werr, t.gen.out.String())
+		return Sample{}, fmt.Errorf("%w (%v): %s", errTrafgenEarly, werr, t.gen.out.String())
 	}
 	a, err := t.snap()
 	if err != nil {
