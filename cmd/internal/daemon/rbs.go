@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sync/atomic"
 	"time"
 
 	"github.com/hotcast/hotcast/cmd/internal/config"
@@ -24,8 +23,6 @@ type backup struct {
 	profile *rbs.Profile
 	ifc     *iface // the profile's VRRP6 interface, where MLD runs
 	index   int    // Profile-Index for display
-
-	received receivedCounter
 }
 
 func (d *Daemon) startRBS(ctx context.Context) error {
@@ -132,12 +129,10 @@ func (s mldSink) ReplaceAll(_ uint32, es []rbs.MLDEntry) error {
 	for _, e := range es {
 		st = append(st, fromEntry(e, now))
 	}
-	s.b.received.Add(uint64(len(es)))
 	return s.b.ifc.mld.Import(st)
 }
 
 func (s mldSink) Upsert(_ uint32, e rbs.MLDEntry) error {
-	s.b.received.Add(1)
 	err := s.b.ifc.mld.Upsert(fromEntry(e, time.Now()))
 	if err != nil && !isLocal(err) {
 		return err
@@ -191,7 +186,3 @@ func fromEntry(e rbs.MLDEntry, now time.Time) mld.GroupState {
 	}
 	return g
 }
-
-// receivedCounter counts entries applied on the receiving side (the rbs
-// package counts them too; this one is per interface for display).
-type receivedCounter = atomic.Uint64
