@@ -43,6 +43,12 @@ func TestDisownAllLetsThePeerReplace(t *testing.T) {
 	if err := ifc.Import([]GroupState{{Group: g, Mode: Exclude, Expires: clk.Now().Add(time.Hour)}}); err != nil {
 		t.Fatal(err)
 	}
+	if st, ok := ifc.Group(g); !ok || st.Group != g || !st.Synced {
+		t.Fatalf("Group(%s) = %+v, %v", g, st, ok)
+	}
+	if _, ok := ifc.Group(gone); ok {
+		t.Fatalf("Group(%s) found a deleted group", gone)
+	}
 	gs := ifc.Groups()
 	if len(gs) != 1 || gs[0].Group != g || !gs[0].Expires.Equal(clk.Now().Add(time.Hour)) || !gs[0].Synced {
 		t.Fatalf("after import: %+v", gs)

@@ -467,6 +467,17 @@ func (i *Interface) Groups() []GroupState {
 	return i.collect(func(*group) bool { return true })
 }
 
+// Group returns the state of one group, if the interface has it.
+func (i *Interface) Group(addr netip.Addr) (GroupState, bool) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	g := i.groups[addr]
+	if g == nil {
+		return GroupState{}, false
+	}
+	return i.snapshot(g), true
+}
+
 // Export returns the locally learned groups (not Synced), sorted by
 // address: what this router replicates to its hot-backup peer.
 func (i *Interface) Export() []GroupState {

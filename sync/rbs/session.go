@@ -572,6 +572,13 @@ func (s *Service) attach(c *conn) {
 		c.armHold(s.cfg.HoldTime)
 		return
 	}
+	s.makeCurrent(c)
+	c.send(s.helloLocked())
+	c.armHold(s.cfg.HoldTime)
+}
+
+// makeCurrent replaces the current connection (if any) with c; s.mu held.
+func (s *Service) makeCurrent(c *conn) {
 	if old := s.cur; old != nil {
 		s.log.Info("new connection from peer replaces the current one")
 		old.reason = "replaced by a new connection"
@@ -581,8 +588,6 @@ func (s *Service) attach(c *conn) {
 	s.cur = c
 	s.state = StateHelloSent
 	c.lastRecv = s.cfg.Clock.Now()
-	c.send(s.helloLocked())
-	c.armHold(s.cfg.HoldTime)
 }
 
 func (s *Service) helloLocked() *Hello {
@@ -793,15 +798,7 @@ func (s *Service) handle(c *conn, m Message) {
 			c.closeWith("protocol error: expected hello", true)
 			return
 		}
-		if old := s.cur; old != nil {
-			s.log.Info("new connection from peer replaces the current one")
-			old.reason = "replaced by a new connection"
-			old.abort()
-			s.down(old)
-		}
-		s.cur = c
-		s.state = StateHelloSent
-		c.lastRecv = s.cfg.Clock.Now()
+		s.makeCurrent(c)
 		s.established(c, h)
 		return
 	}

@@ -75,10 +75,8 @@ func (d *Daemon) refreshProxy(group netip.Addr) {
 		if ifc.mld == nil {
 			continue
 		}
-		for _, g := range ifc.mld.Groups() {
-			if g.Group != group {
-				continue
-			}
+		// One lookup per interface: a change must not copy every group.
+		if g, ok := ifc.mld.Group(group); ok {
 			star, inc, exc := g.Forwarding()
 			if star {
 				ex := map[netip.Addr]bool{}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hotcast/hotcast/cmd/internal/config"
 	"github.com/hotcast/hotcast/ctrl/mld"
+	"github.com/hotcast/hotcast/sync/mldbackup"
 	"github.com/hotcast/hotcast/sync/rbs"
 )
 
@@ -93,7 +94,7 @@ func (b *backup) setRole(master bool) {
 // publish replicates one MLD change of the profile's interface; the
 // profile drops it unless this side is the sender.
 func (b *backup) publish(gs mld.GroupState) {
-	if err := b.profile.Publish(rbs.OpUpsert, toEntry(gs, time.Now())); err != nil {
+	if err := b.profile.Publish(rbs.OpUpsert, mldbackup.ToEntry(gs, time.Now())); err != nil {
 		b.ifc.log().Warn("rbs publish", "group", gs.Group, "err", err)
 	}
 }
@@ -114,7 +115,7 @@ func (s mldSource) Snapshot(uint32) []rbs.MLDEntry {
 	out := make([]rbs.MLDEntry, 0, len(gs))
 	for _, g := range gs {
 		if !linkScope(g.Group) {
-			out = append(out, toEntry(g, now))
+			out = append(out, mldbackup.ToEntry(g, now))
 		}
 	}
 	return out
@@ -127,13 +128,13 @@ func (s mldSink) ReplaceAll(_ uint32, es []rbs.MLDEntry) error {
 	now := time.Now()
 	st := make([]mld.GroupState, 0, len(es))
 	for _, e := range es {
-		st = append(st, fromEntry(e, now))
+		st = append(st, mldbackup.FromEntry(e, now))
 	}
 	return s.b.ifc.mld.Import(st)
 }
 
 func (s mldSink) Upsert(_ uint32, e rbs.MLDEntry) error {
-	err := s.b.ifc.mld.Upsert(fromEntry(e, time.Now()))
+	err := s.b.ifc.mld.Upsert(mldbackup.FromEntry(e, time.Now()))
 	if err != nil && !isLocal(err) {
 		return err
 	}
@@ -146,43 +147,3 @@ func (s mldSink) Delete(_ uint32, g netip.Addr) error {
 }
 
 func isLocal(err error) bool { return errors.Is(err, mld.ErrLocalEntry) }
-
-func ms(now, t time.Time) uint32 {
-	if t.IsZero() {
-		return 0
-	}
-	d := t.Sub(now).Milliseconds()
-	return uint32(min(max(d, 1), int64(^uint32(0))))
-}
-
-func at(now time.Time, ms uint32) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return now.Add(time.Duration(ms) * time.Millisecond)
-}
-
-func toEntry(g mld.GroupState, now time.Time) rbs.MLDEntry {
-	e := rbs.MLDEntry{Group: g.Group, FilterMode: rbs.FilterInclude, Compat: uint8(g.Compat), GroupTimerMs: ms(now, g.Expires), V1HostMs: ms(now, g.V1HostExpires), LastReporter: g.LastReporter}
-	if g.Mode == mld.Exclude {
-		e.FilterMode = rbs.FilterExclude
-	}
-	if e.Compat == 0 {
-		e.Compat = 2
-	}
-	for _, s := range g.Sources {
-		e.Sources = append(e.Sources, rbs.MLDSource{Addr: s.Addr, TimerMs: ms(now, s.Expires)})
-	}
-	return e
-}
-
-func fromEntry(e rbs.MLDEntry, now time.Time) mld.GroupState {
-	g := mld.GroupState{Group: e.Group, Mode: mld.Include, Compat: int(e.Compat), Expires: at(now, e.GroupTimerMs), V1HostExpires: at(now, e.V1HostMs), LastReporter: e.LastReporter, Synced: true}
-	if e.FilterMode == rbs.FilterExclude {
-		g.Mode = mld.Exclude
-	}
-	for _, s := range e.Sources {
-		g.Sources = append(g.Sources, mld.SourceState{Addr: s.Addr, Expires: at(now, s.TimerMs)})
-	}
-	return g
-}

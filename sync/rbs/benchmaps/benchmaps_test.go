@@ -29,6 +29,7 @@ import (
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/mroute"
 	"github.com/hotcast/hotcast/internal/netnstest"
+	"github.com/hotcast/hotcast/sync/mldbackup"
 	"github.com/hotcast/hotcast/sync/rbs"
 )
 
@@ -106,7 +107,7 @@ func (s *memSource) Snapshot(uint32) []rbs.MLDEntry {
 		now := time.Now()
 		var out []rbs.MLDEntry
 		for _, g := range s.mld.Groups() {
-			out = append(out, toEntry(g, now))
+			out = append(out, mldbackup.ToEntry(g, now))
 		}
 		return out
 	}
@@ -132,7 +133,7 @@ func (s *sink) ReplaceAll(_ uint32, es []rbs.MLDEntry) error {
 	now := time.Now()
 	st := make([]mld.GroupState, 0, len(es))
 	for _, e := range es {
-		st = append(st, fromEntry(e, now))
+		st = append(st, mldbackup.FromEntry(e, now))
 	}
 	if !s.bulk {
 		err := s.h.rxMLD.Import(st)
@@ -157,7 +158,7 @@ func (s *sink) ReplaceAll(_ uint32, es []rbs.MLDEntry) error {
 }
 
 func (s *sink) Upsert(_ uint32, e rbs.MLDEntry) error {
-	if err := s.h.rxMLD.Upsert(fromEntry(e, time.Now())); err != nil && !errors.Is(err, mld.ErrLocalEntry) {
+	if err := s.h.rxMLD.Upsert(mldbackup.FromEntry(e, time.Now())); err != nil && !errors.Is(err, mld.ErrLocalEntry) {
 		return err
 	}
 	return nil
@@ -234,7 +235,7 @@ func newHarness(t testing.TB, bulk, withTxMLD bool) *harness {
 		tc := mld.DefaultConfig("tx0", netip.MustParseAddr("fe80::1"))
 		tc.MaxGroups = -1
 		tc.OnChange = func(gs mld.GroupState) {
-			if err := h.txp.Publish(rbs.OpUpsert, toEntry(gs, time.Now())); err != nil {
+			if err := h.txp.Publish(rbs.OpUpsert, mldbackup.ToEntry(gs, time.Now())); err != nil {
 				t.Errorf("publish: %v", err)
 			}
 		}
@@ -485,45 +486,4 @@ func runLatency(t *testing.T, n int, load bool) []time.Duration {
 func TestLatencyQuick(t *testing.T) {
 	lat := runLatency(t, 20, false)
 	t.Logf("20 joins: median %s, max %s", lat[len(lat)/2], lat[len(lat)-1])
-}
-
-func ms32(now, t time.Time) uint32 {
-	if t.IsZero() {
-		return 0
-	}
-	d := t.Sub(now).Milliseconds()
-	return uint32(min(max(d, 1), int64(^uint32(0))))
-}
-
-func at(now time.Time, ms uint32) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return now.Add(time.Duration(ms) * time.Millisecond)
-}
-
-// toEntry and fromEntry are cmd/internal/daemon's conversions.
-func toEntry(g mld.GroupState, now time.Time) rbs.MLDEntry {
-	e := rbs.MLDEntry{Group: g.Group, FilterMode: rbs.FilterInclude, Compat: uint8(g.Compat), GroupTimerMs: ms32(now, g.Expires), V1HostMs: ms32(now, g.V1HostExpires), LastReporter: g.LastReporter}
-	if g.Mode == mld.Exclude {
-		e.FilterMode = rbs.FilterExclude
-	}
-	if e.Compat == 0 {
-		e.Compat = 2
-	}
-	for _, s := range g.Sources {
-		e.Sources = append(e.Sources, rbs.MLDSource{Addr: s.Addr, TimerMs: ms32(now, s.Expires)})
-	}
-	return e
-}
-
-func fromEntry(e rbs.MLDEntry, now time.Time) mld.GroupState {
-	g := mld.GroupState{Group: e.Group, Mode: mld.Include, Compat: int(e.Compat), Expires: at(now, e.GroupTimerMs), V1HostExpires: at(now, e.V1HostMs), LastReporter: e.LastReporter, Synced: true}
-	if e.FilterMode == rbs.FilterExclude {
-		g.Mode = mld.Exclude
-	}
-	for _, s := range e.Sources {
-		g.Sources = append(g.Sources, mld.SourceState{Addr: s.Addr, Expires: at(now, s.TimerMs)})
-	}
-	return g
 }
