@@ -33,8 +33,12 @@ func TestReloadStaticRoutes(t *testing.T) {
 	before := f.counts(t, g2)
 
 	// An invalid file and an unsupported change are refused; routes stay.
+	// One at a time: the file is rewritten for each signal, and signals
+	// arriving together coalesce.
 	f.d.Reload("sysname: [")
+	labtest.Eventually(t, 3*time.Second, "the broken file refused", func() bool { return strings.Contains(f.d.Log(), "configuration refused") })
 	f.d.Reload(strings.Replace(next, "  - name: ge4\n", "  - name: ge4\n    mld: {enable: true}\n", 1))
+	labtest.Eventually(t, 3*time.Second, "the MLD change refused", func() bool { return strings.Contains(f.d.Log(), "needs a restart") })
 	time.Sleep(500 * time.Millisecond)
 	n := st.Stop()
 	labtest.Eventually(t, 3*time.Second, "every frame of G1 at receiver 1", func() bool { return f.counts(t, grpG)[0] == n })

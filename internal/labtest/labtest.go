@@ -62,7 +62,7 @@ type Daemon struct {
 	Socket  string
 	PinPath string
 	cmd     *exec.Cmd
-	log     *bytes.Buffer
+	log     *syncBuffer
 	done    chan error
 }
 
@@ -101,7 +101,7 @@ func StartDaemon(t testing.TB, ns *netnstest.NS, hotcastd, hotcastctl, yaml stri
 func (d *Daemon) Start() {
 	d.t.Helper()
 	if d.log == nil {
-		d.log = &bytes.Buffer{}
+		d.log = &syncBuffer{}
 	}
 	d.cmd = d.NS.Command(context.Background(), d.bin, "--config", d.Config, "--log-level", "debug")
 	d.cmd.Stdout = d.log
@@ -173,6 +173,25 @@ func (d *Daemon) Kill() {
 
 // Log returns what the daemon logged so far.
 func (d *Daemon) Log() string { return d.log.String() }
+
+// syncBuffer is a bytes.Buffer the daemon's output goroutine writes while a
+// test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
 
 // CtlErr runs hotcastctl against the daemon.
 func (d *Daemon) CtlErr(args ...string) ([]byte, error) {
