@@ -772,16 +772,16 @@ func (d *Dataplane) ReplaceRoutes(rs []Route) error {
 			return err
 		}
 	}
-	last := make(map[RouteKey]int, len(rs))
-	for i, r := range rs {
-		last[r.RouteKey.normalize()] = i
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 
-	keys := make([]ingressHcRouteKey, 0, len(last))
-	vals := make([]ingressHcRoute, 0, len(last))
-	next := make(map[RouteKey]installed, len(last))
+	type pending struct {
+		installed
+		i int // index in keys and vals
+	}
+	keys := make([]ingressHcRouteKey, 0, len(rs))
+	vals := make([]ingressHcRoute, 0, len(rs))
+	next := make(map[RouteKey]pending, len(rs))
 	var fresh []uint32 // counters slots taken for new routes
 	undo := func() {
 		for _, n := range next {
@@ -789,19 +789,21 @@ func (d *Dataplane) ReplaceRoutes(rs []Route) error {
 		}
 		d.freeStats = append(d.freeStats, fresh...)
 	}
-	for i, r := range rs {
+	for _, r := range rs {
 		key := r.RouteKey.normalize()
-		if last[key] != i {
-			continue
-		}
 		s, err := d.acquireSet(normalizeOIfs(r.OIfs))
 		if err != nil {
 			undo()
 			return err
 		}
-		cur, exists := d.routes[key]
-		stats := cur.stats
-		if !exists {
+		prev, dup := next[key]
+		stats := prev.stats
+		if dup {
+			// The key came earlier in rs: this one wins, in its place.
+			_ = d.releaseSet(prev.set)
+		} else if cur, exists := d.routes[key]; exists {
+			stats = cur.stats
+		} else {
 			if stats, err = d.allocStats(); err != nil {
 				_ = d.releaseSet(s)
 				undo()
@@ -813,9 +815,16 @@ func (d *Dataplane) ReplaceRoutes(rs []Route) error {
 		if s != nil && slices.ContainsFunc(s.oifs, func(o int) bool { return d.clone[o] }) {
 			flags |= routeClone
 		}
-		next[key] = installed{iif: r.IIf, set: s, stats: stats, flags: r.Flags &^ routeClone}
-		keys = append(keys, key.bpfKey())
-		vals = append(vals, ingressHcRoute{Iif: uint32(r.IIf), SetId: setID(s), StatsIdx: stats, Flags: uint32(flags)})
+		val := ingressHcRoute{Iif: uint32(r.IIf), SetId: setID(s), StatsIdx: stats, Flags: uint32(flags)}
+		p := pending{installed{iif: r.IIf, set: s, stats: stats, flags: r.Flags &^ routeClone}, len(keys)}
+		if dup {
+			p.i = prev.i
+			vals[p.i] = val
+		} else {
+			keys = append(keys, key.bpfKey())
+			vals = append(vals, val)
+		}
+		next[key] = p
 	}
 	if len(keys) > 0 {
 		if _, err := d.maps["routes"].BatchUpdate(keys, vals, nil); err != nil {
@@ -829,7 +838,7 @@ func (d *Dataplane) ReplaceRoutes(rs []Route) error {
 		if cur, ok := d.routes[k]; ok {
 			errs = append(errs, d.releaseSet(cur.set))
 		}
-		d.routes[k] = v
+		d.routes[k] = v.installed
 	}
 	return errors.Join(errs...)
 }

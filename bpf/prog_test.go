@@ -392,6 +392,20 @@ func TestRoutesAPI(t *testing.T) {
 	if err := inner.Lookup(uint32(o[2]), &dv); err != nil || dv.Ifindex != uint32(o[2]) {
 		t.Errorf("set member 6: %+v %v", dv, err)
 	}
+	// A key twice in one call: the last one wins, and the first one's set
+	// is not leaked (k1 {o2} -> {o0} -> {o1}: only {o1} remains).
+	if err := d.ReplaceRoutes([]Route{{RouteKey: k1, IIf: 3, OIfs: []int{o[0]}}, {RouteKey: k1, IIf: 4, OIfs: []int{o[1]}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.SetCount(); got != 1 {
+		t.Errorf("sets %d after a duplicate key, want 1", got)
+	}
+	if err := d.maps["routes"].Lookup(k1.bpfKey(), &v); err != nil || v.Iif != 4 {
+		t.Errorf("k1 after a duplicate key: %+v, %v", v, err)
+	}
+	if rs, err := d.Routes(); err != nil || len(rs) != 1 || rs[0].IIf != 4 || len(rs[0].OIfs) != 1 || rs[0].OIfs[0] != o[1] {
+		t.Errorf("routes after a duplicate key: %+v, %v", rs, err)
+	}
 	// Bad routes are refused whole.
 	bad := []Route{
 		{RouteKey: RouteKey{Group: netip.MustParseAddr("2001:db8::1")}, IIf: 1},

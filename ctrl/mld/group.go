@@ -34,6 +34,7 @@ type group struct {
 	v1Host       time.Time // Older Version Host Present timer (§8.3.2)
 	lastReporter netip.Addr
 	synced       bool
+	importGen    uint64 // the last Import that carried this group
 
 	grpRetrans int  // pending multicast-address-specific query transmissions (§7.6.3.1)
 	expiry     slot // fires at the earliest deadline above

@@ -60,6 +60,20 @@ type Config struct {
 	OnChange func(GroupState)
 	// OnDelete is called after a group's state is removed.
 	OnDelete func(group netip.Addr)
+	// OnUpdates, when set, replaces OnChange and OnDelete: it receives the
+	// same events, in the same order, but every run of them between two
+	// sent messages in one call (an Import of 100 000 entries is one
+	// call), so the consumer can apply them as one batch. The slice is
+	// only valid during the call.
+	OnUpdates func([]Update)
+}
+
+// Update is one group's change as delivered to Config.OnUpdates: its new
+// state, or its removal.
+type Update struct {
+	Group   netip.Addr
+	Deleted bool
+	State   GroupState // when not Deleted
 }
 
 // DefaultConfig returns the RFC 3810 §9 defaults for an MLDv2 interface.
@@ -155,17 +169,19 @@ type Interface struct {
 
 	stats counters
 
+	importGen uint64 // generation of the last Import
+
 	dirty     map[netip.Addr]struct{}
 	published map[netip.Addr]struct{}
 	outbox    []outEvent
 	draining  bool
 }
 
+// outEvent is a message to send (payload non-nil) or a group update.
 type outEvent struct {
 	dst     netip.Addr
-	payload []byte // non-nil: a message to send
-	state   *GroupState
-	deleted netip.Addr
+	payload []byte
+	update  Update
 }
 
 // slot is a restartable timer. Stale callbacks (fired after Stop or a
@@ -285,23 +301,39 @@ func (i *Interface) unlock() {
 }
 
 func (i *Interface) deliver(evs []outEvent) (errs uint64) {
+	var run []Update // pending updates for OnUpdates
+	flush := func() {
+		if len(run) > 0 {
+			i.cfg.OnUpdates(run)
+			run = run[:0]
+		}
+	}
+	defer flush()
 	for _, ev := range evs {
 		switch {
 		case ev.payload != nil:
 			if i.cfg.Sender == nil {
 				continue
 			}
+			if i.cfg.OnUpdates != nil {
+				flush()
+			}
 			if err := i.cfg.Sender.SendMLD(ev.dst, ev.payload); err != nil {
 				errs++
 				i.log.Warn("mld send failed", slog.String("dst", ev.dst.String()), slog.Any("error", err))
 			}
-		case ev.state != nil:
+		case i.cfg.OnUpdates != nil:
+			if run == nil {
+				run = make([]Update, 0, len(evs))
+			}
+			run = append(run, ev.update)
+		case !ev.update.Deleted:
 			if i.cfg.OnChange != nil {
-				i.cfg.OnChange(*ev.state)
+				i.cfg.OnChange(ev.update.State)
 			}
 		default:
 			if i.cfg.OnDelete != nil {
-				i.cfg.OnDelete(ev.deleted)
+				i.cfg.OnDelete(ev.update.Group)
 			}
 		}
 	}
@@ -327,19 +359,19 @@ func (i *Interface) commit() {
 		}
 	}
 	clear(i.dirty)
+	i.outbox = slices.Grow(i.outbox, len(keys))
 	for _, a := range keys {
 		g, ok := i.groups[a]
 		if !ok {
 			if _, was := i.published[a]; was {
 				delete(i.published, a)
-				i.outbox = append(i.outbox, outEvent{deleted: a})
+				i.outbox = append(i.outbox, outEvent{update: Update{Group: a, Deleted: true}})
 			}
 			continue
 		}
 		i.reschedule(g)
-		st := i.snapshot(g)
 		i.published[a] = struct{}{}
-		i.outbox = append(i.outbox, outEvent{state: &st})
+		i.outbox = append(i.outbox, outEvent{update: Update{Group: a, State: i.snapshot(g)}})
 	}
 }
 

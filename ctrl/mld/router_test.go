@@ -19,6 +19,7 @@ type fakeSender struct {
 	t    *testing.T
 	src  netip.Addr
 	msgs []sentMsg
+	hook func(dst netip.Addr) // called for every message sent
 }
 
 func (s *fakeSender) SendMLD(dst netip.Addr, b []byte) error {
@@ -34,6 +35,9 @@ func (s *fakeSender) SendMLD(dst netip.Addr, b []byte) error {
 		s.t.Fatalf("router sent %T", m)
 	}
 	s.msgs = append(s.msgs, sentMsg{dst, q})
+	if s.hook != nil {
+		s.hook(dst)
+	}
 	return nil
 }
 

@@ -74,16 +74,20 @@ var ErrMaxGroups = errors.New("mld: too many groups")
 func (i *Interface) Import(states []GroupState) error {
 	i.mu.Lock()
 	defer func() { i.commit(); i.unlock() }()
-	keep := make(map[netip.Addr]bool, len(states))
+	// Groups this import keeps carry its generation (no set of 100 000
+	// addresses to build).
+	i.importGen++
 	var errs []error
 	for _, st := range states {
-		keep[st.Group] = true
 		if err := i.upsert(st); err != nil && !errors.Is(err, ErrLocalEntry) {
 			errs = append(errs, err)
 		}
+		if g := i.groups[st.Group]; g != nil {
+			g.importGen = i.importGen
+		}
 	}
-	for a, g := range i.groups {
-		if g.synced && !keep[a] {
+	for _, g := range i.groups {
+		if g.synced && g.importGen != i.importGen {
 			i.deleteGroup(g)
 		}
 	}

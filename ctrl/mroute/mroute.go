@@ -42,16 +42,31 @@ type StaticRoute struct {
 	OIfs          []int
 }
 
-// Table holds the inputs and what was last applied.
+// Table holds the inputs and what was last applied. Both are kept per
+// group in small sorted slices (a group typically has one interface and one
+// route), not per-group maps: a standby importing 100 000 groups must not
+// allocate 200 000 maps.
 type Table struct {
 	log *slog.Logger
 	dp  Dataplane
 
 	mu       sync.Mutex
 	upstream int
-	static   map[netip.Addr][]StaticRoute              // by group
-	members  map[netip.Addr]map[int]Membership         // group -> oif -> membership
-	applied  map[netip.Addr]map[bpf.RouteKey]bpf.Route // by group: a change touches one group
+	static   map[netip.Addr][]StaticRoute // by group
+	members  map[netip.Addr][]member      // by group, sorted by oif
+	applied  map[netip.Addr][]bpf.Route   // by group, sorted by source ((*,G) first)
+}
+
+// member is one interface's membership in a group.
+type member struct {
+	oif int
+	m   Membership
+}
+
+// Change is one interface's new membership in a group; a nil M removes it.
+type Change struct {
+	Group netip.Addr
+	M     *Membership
 }
 
 // New returns a table applying to dp; upstream is the incoming interface of
@@ -65,8 +80,8 @@ func New(dp Dataplane, upstream int, log *slog.Logger) *Table {
 		dp:       dp,
 		upstream: upstream,
 		static:   map[netip.Addr][]StaticRoute{},
-		members:  map[netip.Addr]map[int]Membership{},
-		applied:  map[netip.Addr]map[bpf.RouteKey]bpf.Route{},
+		members:  map[netip.Addr][]member{},
+		applied:  map[netip.Addr][]bpf.Route{},
 	}
 }
 
@@ -76,26 +91,18 @@ func (t *Table) Adopt(rs []bpf.Route) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, r := range rs {
-		t.setApplied(r)
+		cur := t.applied[r.Group]
+		i, found := slices.BinarySearchFunc(cur, r.Source, routeBySource)
+		if found {
+			cur[i] = r
+		} else {
+			cur = slices.Insert(cur, i, r)
+		}
+		t.applied[r.Group] = cur
 	}
 }
 
-func (t *Table) setApplied(r bpf.Route) {
-	byKey := t.applied[r.Group]
-	if byKey == nil {
-		byKey = map[bpf.RouteKey]bpf.Route{}
-		t.applied[r.Group] = byKey
-	}
-	byKey[r.RouteKey] = r
-}
-
-func (t *Table) deleteApplied(k bpf.RouteKey) {
-	byKey := t.applied[k.Group]
-	delete(byKey, k)
-	if len(byKey) == 0 {
-		delete(t.applied, k.Group)
-	}
-}
+func routeBySource(r bpf.Route, s netip.Addr) int { return r.Source.Compare(s) }
 
 // SetStatic replaces the static routes and applies the difference.
 func (t *Table) SetStatic(rs []StaticRoute) error {
@@ -122,30 +129,47 @@ func (t *Table) SetMembership(group netip.Addr, oif int, m *Membership) error {
 	return t.applyGroups([]netip.Addr{group})
 }
 
+// SetMemberships applies a batch of one interface's changes (everything MLD
+// changed in one step, or an RBS batch backup) as one dataplane update.
+func (t *Table) SetMemberships(oif int, cs []Change) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	groups := make([]netip.Addr, 0, len(cs))
+	for _, c := range cs {
+		t.setMembership(c.Group, oif, c.M)
+		groups = append(groups, c.Group)
+	}
+	return t.applyGroups(groups)
+}
+
 func (t *Table) setMembership(group netip.Addr, oif int, m *Membership) {
-	byIf := t.members[group]
-	if m == nil {
-		delete(byIf, oif)
-		if len(byIf) == 0 {
+	ms := t.members[group]
+	i, found := slices.BinarySearchFunc(ms, oif, func(e member, o int) int { return e.oif - o })
+	switch {
+	case m == nil && found:
+		ms = slices.Delete(ms, i, i+1)
+		if len(ms) == 0 {
 			delete(t.members, group)
+			return
 		}
+	case m == nil:
 		return
+	case found:
+		ms[i].m = *m
+	default:
+		ms = slices.Insert(ms, i, member{oif, *m})
 	}
-	if byIf == nil {
-		byIf = map[int]Membership{}
-		t.members[group] = byIf
-	}
-	byIf[oif] = *m
+	t.members[group] = ms
 }
 
 // ReplaceInterface replaces every membership of oif with ms in one batch
-// (an RBS batch backup, or an interface going away with ms nil).
+// (an interface going away with ms nil).
 func (t *Table) ReplaceInterface(oif int, ms map[netip.Addr]Membership) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var groups []netip.Addr
 	for g, byIf := range t.members {
-		if _, ok := byIf[oif]; ok {
+		if slices.ContainsFunc(byIf, func(e member) bool { return e.oif == oif }) {
 			if _, keep := ms[g]; !keep {
 				t.setMembership(g, oif, nil)
 				groups = append(groups, g)
@@ -180,8 +204,8 @@ func (t *Table) Routes() []bpf.Route {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []bpf.Route
-	for _, byKey := range t.applied {
-		out = slices.AppendSeq(out, maps.Values(byKey))
+	for _, rs := range t.applied {
+		out = append(out, rs...)
 	}
 	sortRoutes(out)
 	return out
@@ -197,51 +221,90 @@ func sortRoutes(rs []bpf.Route) {
 }
 
 // applyGroups recomputes the routes of the given groups and applies the
-// difference: one batch of replaces, one batch of deletes.
+// difference: one batch of replaces, one batch of deletes. The record of
+// what is applied changes only with the dataplane.
 func (t *Table) applyGroups(groups []netip.Addr) error {
-	var put []bpf.Route
+	if len(groups) > 1 && !slices.IsSortedFunc(groups, netip.Addr.Compare) {
+		groups = slices.Clone(groups)
+		slices.SortFunc(groups, netip.Addr.Compare)
+	}
+	groups = slices.Compact(groups) // in place: only adjacent duplicates move
+	type next struct {
+		group netip.Addr
+		want  []bpf.Route
+		gone  []bpf.Route // applied routes to delete
+	}
+	put := make([]bpf.Route, 0, len(groups))
+	todo := make([]next, 0, len(groups))
 	var del []bpf.RouteKey
-	seen := map[netip.Addr]bool{}
 	for _, g := range groups {
-		if seen[g] {
-			continue
-		}
-		seen[g] = true
-		want := map[bpf.RouteKey]bpf.Route{}
-		for _, r := range Derive(g, t.upstream, t.static[g], t.members[g]) {
-			want[r.RouteKey] = r
-		}
-		for k := range t.applied[g] {
-			if _, ok := want[k]; !ok {
-				del = append(del, k)
+		want := derive(g, t.upstream, t.static[g], t.members[g])
+		cur := t.applied[g]
+		n := next{group: g, want: want}
+		changed := len(want) != len(cur)
+		// Both sorted by source: one merge walk.
+		i, j := 0, 0
+		for i < len(want) || j < len(cur) {
+			var c int
+			switch {
+			case i == len(want):
+				c = 1
+			case j == len(cur):
+				c = -1
+			default:
+				c = want[i].Source.Compare(cur[j].Source)
+			}
+			switch {
+			case c < 0:
+				put = append(put, want[i])
+				changed = true
+				i++
+			case c > 0:
+				del = append(del, cur[j].RouteKey)
+				n.gone = append(n.gone, cur[j])
+				changed = true
+				j++
+			default:
+				if !sameRoute(want[i], cur[j]) {
+					put = append(put, want[i])
+					changed = true
+				}
+				i++
+				j++
 			}
 		}
-		for k, r := range want {
-			if cur, ok := t.applied[g][k]; !ok || !sameRoute(cur, r) {
-				put = append(put, r)
-			}
+		if changed {
+			todo = append(todo, n)
 		}
 	}
 	if len(put) > 0 {
 		if err := t.dp.ReplaceRoutes(put); err != nil {
 			return fmt.Errorf("apply %d routes: %w", len(put), err)
 		}
-		for _, r := range put {
-			t.setApplied(r)
+	}
+	var derr error
+	if len(del) > 0 {
+		if derr = t.dp.DeleteRoutes(del); derr != nil {
+			derr = fmt.Errorf("delete %d routes: %w", len(del), derr)
 		}
 	}
-	if len(del) > 0 {
-		if err := t.dp.DeleteRoutes(del); err != nil {
-			return fmt.Errorf("delete %d routes: %w", len(del), err)
+	for _, n := range todo {
+		rs := n.want
+		if derr != nil && len(n.gone) > 0 {
+			// Still in the dataplane: keep them on record.
+			rs = append(slices.Clone(rs), n.gone...)
+			slices.SortFunc(rs, func(a, b bpf.Route) int { return a.Source.Compare(b.Source) })
 		}
-		for _, k := range del {
-			t.deleteApplied(k)
+		if len(rs) == 0 {
+			delete(t.applied, n.group)
+		} else {
+			t.applied[n.group] = rs
 		}
 	}
 	if len(put)+len(del) > 0 {
 		t.log.Debug("routes applied", "replaced", len(put), "deleted", len(del))
 	}
-	return nil
+	return derr
 }
 
 func sameRoute(a, b bpf.Route) bool {
@@ -262,6 +325,19 @@ func sameRoute(a, b bpf.Route) bool {
 // a static route contributes and synced when every learned contributor is
 // synced.
 func Derive(group netip.Addr, upstream int, static []StaticRoute, members map[int]Membership) []bpf.Route {
+	ms := make([]member, 0, len(members))
+	for oif, m := range members {
+		ms = append(ms, member{oif, m})
+	}
+	slices.SortFunc(ms, func(a, b member) int { return a.oif - b.oif })
+	return derive(group, upstream, static, ms)
+}
+
+// derive is Derive on the table's form of the memberships (sorted by oif).
+func derive(group netip.Addr, upstream int, static []StaticRoute, members []member) []bpf.Route {
+	if r, ok := deriveStar(group, upstream, static, members); ok {
+		return r
+	}
 	type star struct {
 		oifs    map[int]bool
 		exclude map[int]map[netip.Addr]bool
@@ -291,7 +367,8 @@ func Derive(group netip.Addr, upstream int, static []StaticRoute, members map[in
 		}
 		staticKeys[k] = r.IIf
 	}
-	for oif, m := range members {
+	for _, e := range members {
+		oif, m := e.oif, e.m
 		learned = true
 		synced = synced && m.Synced
 		if m.Star {
@@ -359,6 +436,30 @@ func Derive(group netip.Addr, upstream int, static []StaticRoute, members map[in
 		out = append(out, bpf.Route{RouteKey: k, IIf: iif, OIfs: oifs, Flags: f})
 	}
 	return out
+}
+
+// deriveStar is the common case without maps: no static route and every
+// interface in EXCLUDE mode excluding nothing gives one (*,G) route.
+func deriveStar(group netip.Addr, upstream int, static []StaticRoute, members []member) ([]bpf.Route, bool) {
+	if len(static) > 0 || len(members) == 0 {
+		return nil, false
+	}
+	synced := true
+	for _, e := range members {
+		if !e.m.Star || len(e.m.Exclude) > 0 || len(e.m.Include) > 0 {
+			return nil, false
+		}
+		synced = synced && e.m.Synced
+	}
+	oifs := make([]int, len(members))
+	for i, e := range members {
+		oifs[i] = e.oif // members are sorted by oif
+	}
+	var f bpf.RouteFlags
+	if synced {
+		f = bpf.RouteSynced
+	}
+	return []bpf.Route{{RouteKey: bpf.RouteKey{Source: netip.IPv6Unspecified(), Group: group}, IIf: upstream, OIfs: oifs, Flags: f}}, true
 }
 
 func sortedKeys(m map[int]bool) []int {

@@ -1,6 +1,7 @@
 package mroute
 
 import (
+	"errors"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -154,5 +155,76 @@ func TestTable(t *testing.T) {
 	}
 	if r, ok := dp.routes[bpf.RouteKey{Source: un, Group: g}]; !ok || r.Flags != bpf.RouteStatic {
 		t.Errorf("static route %+v", r)
+	}
+}
+
+// TestSetMemberships: a batch of changes of one interface is one dataplane
+// write per kind, and gives the same routes as the changes one by one.
+func TestSetMemberships(t *testing.T) {
+	one := &fakeDP{routes: map[bpf.RouteKey]bpf.Route{}}
+	bulk := &fakeDP{routes: map[bpf.RouteKey]bpf.Route{}}
+	t1, t2 := New(one, up, nil), New(bulk, up, nil)
+	var cs []Change
+	for i := range 50 {
+		grp := netip.AddrFrom16([16]byte{0xff, 0x3e, 15: byte(i)})
+		m := &Membership{Star: true, Synced: i%2 == 0}
+		if i%5 == 0 {
+			m = &Membership{Include: []netip.Addr{s1, s2}}
+		}
+		cs = append(cs, Change{Group: grp, M: m})
+	}
+	// The same group twice in one batch: the last change wins.
+	cs = append(cs, Change{Group: cs[3].Group, M: nil})
+	for _, c := range cs {
+		if err := t1.SetMembership(c.Group, 4, c.M); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := t2.SetMemberships(4, cs); err != nil {
+		t.Fatal(err)
+	}
+	if bulk.batches != 1 {
+		t.Errorf("batch took %d dataplane writes, want 1", bulk.batches)
+	}
+	if !reflect.DeepEqual(one.routes, bulk.routes) || len(bulk.routes) != 49+10 {
+		t.Errorf("batch gave %d routes, one by one %d", len(bulk.routes), len(one.routes))
+	}
+	if !reflect.DeepEqual(t1.Routes(), t2.Routes()) {
+		t.Error("tables disagree")
+	}
+	// Removing them all in one batch empties the dataplane in one delete.
+	for i := range cs {
+		cs[i].M = nil
+	}
+	n := bulk.batches
+	if err := t2.SetMemberships(4, cs); err != nil {
+		t.Fatal(err)
+	}
+	if len(bulk.routes) != 0 || len(t2.Routes()) != 0 || bulk.batches != n+1 {
+		t.Errorf("after removal: %d routes in the dataplane, %d on record, %d writes", len(bulk.routes), len(t2.Routes()), bulk.batches-n)
+	}
+}
+
+type failingDelete struct{ fakeDP }
+
+func (f *failingDelete) DeleteRoutes([]bpf.RouteKey) error { return errors.New("boom") }
+
+// TestDeleteFailureKeepsRecord: routes the dataplane failed to delete stay
+// on record, so the next change retries them.
+func TestDeleteFailureKeepsRecord(t *testing.T) {
+	dp := &failingDelete{fakeDP{routes: map[bpf.RouteKey]bpf.Route{}}}
+	tb := New(dp, up, nil)
+	if err := tb.SetMembership(g, 2, &Membership{Star: true, Exclude: []netip.Addr{s1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.SetMembership(g, 2, &Membership{Star: true}); err == nil {
+		t.Fatal("no error from a failed delete")
+	}
+	got := tb.Routes()
+	if len(got) != 2 || got[1].Source != s1 {
+		t.Fatalf("record after a failed delete: %+v", got)
+	}
+	if !reflect.DeepEqual(got[0], rt(un, []int{2}, 0)) {
+		t.Errorf("(*,G) on record %+v", got[0])
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -143,6 +144,7 @@ type Profile struct {
 	pendOverflow bool
 
 	role     Role
+	master   atomic.Bool // role == RoleMaster, read without s.mu by Publish
 	up       bool
 	peerRole Role
 	mismatch string
@@ -210,6 +212,10 @@ func (p *Profile) logAttrs() []any {
 	return []any{"profile", p.cfg.Name, "backup_id", p.cfg.BackupID}
 }
 
+// Master reports whether the local role is master (the sender). It does
+// not take the service lock.
+func (p *Profile) Master() bool { return p.master.Load() }
+
 // SetRole sets the local role, as driven by the tracked VRRP6 group.
 func (p *Profile) SetRole(r Role) {
 	s := p.s
@@ -220,6 +226,7 @@ func (p *Profile) SetRole(r Role) {
 	}
 	old := p.role
 	p.role = r
+	p.master.Store(r == RoleMaster)
 	s.log.Info("profile role change", append(p.logAttrs(), "from", old, "to", r)...)
 	if s.cur != nil {
 		// Sent even before the Hello exchange completes: our Hello may
@@ -250,6 +257,11 @@ func (p *Profile) Publish(op Op, e MLDEntry) error {
 	}
 	if err := e.validate(); err != nil {
 		return fmt.Errorf("rbs: publish: %w", err)
+	}
+	if !p.master.Load() {
+		// Not the sender: a later SetRole(RoleMaster) sends a batch
+		// snapshot, which already holds this change.
+		return nil
 	}
 	s := p.s
 	now := s.cfg.Clock.Now()

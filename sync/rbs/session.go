@@ -499,7 +499,9 @@ func (s *Service) serve(ctx context.Context, nc net.Conn, dialed bool) {
 	})
 	defer stop()
 
-	r := NewReader(nc)
+	// Buffered: a batch is many small frames, and two read syscalls per
+	// frame cost more than the rest of the receive path.
+	r := NewReader(bufio.NewReaderSize(nc, 64<<10))
 	for {
 		m, n, err := r.ReadMessage()
 		if err != nil {

@@ -298,33 +298,7 @@ func (d *Daemon) startMLD(ctx context.Context) error {
 		cfg.MaxGroups = mc.MaxGroups
 		cfg.Sender = conn
 		cfg.Logger = log
-		idx := ifc.index
-		cfg.OnChange = func(gs mld.GroupState) {
-			if linkScope(gs.Group) {
-				return // never routed (RFC 4291 2.7); MLD keeps the state
-			}
-			star, inc, exc := gs.Forwarding()
-			m := &mroute.Membership{Star: star, Include: inc, Exclude: exc, Synced: gs.Synced}
-			if err := d.table.SetMembership(gs.Group, idx, m); err != nil {
-				log.Error("apply membership", "group", gs.Group, "err", err)
-			}
-			d.refreshProxy(gs.Group)
-			if b := ifc.backup; b != nil {
-				b.publish(gs)
-			}
-		}
-		cfg.OnDelete = func(g netip.Addr) {
-			if linkScope(g) {
-				return
-			}
-			if err := d.table.SetMembership(g, idx, nil); err != nil {
-				log.Error("remove membership", "group", g, "err", err)
-			}
-			d.refreshProxy(g)
-			if b := ifc.backup; b != nil {
-				b.publishDelete(g)
-			}
-		}
+		cfg.OnUpdates = func(us []mld.Update) { d.applyMLD(ifc, us, log) }
 		m, err := mld.New(cfg)
 		if err != nil {
 			return fmt.Errorf("interface %s: mld: %w", ifc.cfg.Name, err)

@@ -44,28 +44,51 @@ func (d *Daemon) startProxy(ctx context.Context) error {
 	d.proxy = &proxy{host: h, conn: conn, member: map[netip.Addr]mld.Membership{}}
 	d.readMLD(ctx, conn, log, h.HandlePacket)
 	// Memberships learned before the proxy started.
+	var groups []netip.Addr
 	for _, ifc := range d.ifaces {
 		if ifc.mld == nil {
 			continue
 		}
 		for _, g := range ifc.mld.Groups() {
 			if !linkScope(g.Group) {
-				d.refreshProxy(g.Group)
+				groups = append(groups, g.Group)
 			}
 		}
 	}
+	d.refreshProxy(groups...)
 	return nil
 }
 
-// refreshProxy recomputes the upstream membership of one group as the
-// union of the downstream records (RFC 4605 4.1 / RFC 3810 merging rules):
-// any EXCLUDE makes EXCLUDE with the intersection of the exclude lists
-// minus every included source; otherwise INCLUDE with the union.
-func (d *Daemon) refreshProxy(group netip.Addr) {
+// refreshProxy recomputes the upstream membership of the given groups as
+// the union of the downstream records (RFC 4605 4.1 / RFC 3810 merging
+// rules): any EXCLUDE makes EXCLUDE with the intersection of the exclude
+// lists minus every included source; otherwise INCLUDE with the union. The
+// proxy host gets one membership change for all of them.
+func (d *Daemon) refreshProxy(groups ...netip.Addr) {
 	p := d.proxy
-	if p == nil {
+	if p == nil || len(groups) == 0 {
 		return
 	}
+	next := make(map[netip.Addr]*mld.Membership, len(groups))
+	for _, g := range groups {
+		if _, done := next[g]; !done {
+			next[g] = d.proxyMembership(g)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for g, m := range next {
+		if m == nil {
+			delete(p.member, g)
+		} else {
+			p.member[g] = *m
+		}
+	}
+	p.host.SetMemberships(p.member)
+}
+
+// proxyMembership merges one group's downstream records; nil: no listener.
+func (d *Daemon) proxyMembership(group netip.Addr) *mld.Membership {
 	var (
 		anyEx, anyIn bool
 		exclude      map[netip.Addr]bool
@@ -94,8 +117,6 @@ func (d *Daemon) refreshProxy(group netip.Addr) {
 			}
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	switch {
 	case anyEx:
 		var ex []netip.Addr
@@ -105,18 +126,16 @@ func (d *Daemon) refreshProxy(group netip.Addr) {
 			}
 		}
 		slices.SortFunc(ex, netip.Addr.Compare)
-		p.member[group] = mld.Membership{Mode: mld.Exclude, Sources: ex}
+		return &mld.Membership{Mode: mld.Exclude, Sources: ex}
 	case anyIn:
 		var in []netip.Addr
 		for s := range include {
 			in = append(in, s)
 		}
 		slices.SortFunc(in, netip.Addr.Compare)
-		p.member[group] = mld.Membership{Mode: mld.Include, Sources: in}
-	default:
-		delete(p.member, group)
+		return &mld.Membership{Mode: mld.Include, Sources: in}
 	}
-	p.host.SetMemberships(p.member)
+	return nil
 }
 
 func (d *Daemon) stopProxy() {

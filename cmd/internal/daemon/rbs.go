@@ -91,20 +91,6 @@ func (b *backup) setRole(master bool) {
 	b.profile.SetRole(rbs.RoleBackup)
 }
 
-// publish replicates one MLD change of the profile's interface; the
-// profile drops it unless this side is the sender.
-func (b *backup) publish(gs mld.GroupState) {
-	if err := b.profile.Publish(rbs.OpUpsert, mldbackup.ToEntry(gs, time.Now())); err != nil {
-		b.ifc.log().Warn("rbs publish", "group", gs.Group, "err", err)
-	}
-}
-
-func (b *backup) publishDelete(g netip.Addr) {
-	if err := b.profile.Publish(rbs.OpDelete, rbs.MLDEntry{Group: g, FilterMode: rbs.FilterInclude, Compat: 2}); err != nil {
-		b.ifc.log().Warn("rbs publish", "group", g, "err", err)
-	}
-}
-
 // mldSource gives the sender's batch: every group of the interface, synced
 // ones included (a new master replays what it took over).
 type mldSource struct{ b *backup }

@@ -2,7 +2,7 @@
 // process: two rbs.Service over real TCP (loopback of a test namespace),
 // the receiver's entries going through a real ctrl/mld Interface into a
 // ctrl/mroute Table over a real bpf.Dataplane, as cmd/internal/daemon wires
-// them (mldSink → mld.Import/Upsert → OnChange → Table.SetMembership →
+// them (mldSink → mld.Import/Upsert → OnUpdates → Table.SetMemberships →
 // BPF routes map).
 //
 // The quick tests run with the package tests (root needed); the 100k-entry
@@ -116,16 +116,12 @@ func (s *memSource) Snapshot(uint32) []rbs.MLDEntry {
 	return s.entries
 }
 
-// sink mirrors cmd/internal/daemon's mldSink; with bulk set, a batch is
-// applied to the route table in one ReplaceInterface (the suggested
-// optimisation) instead of one SetMembership per group.
+// sink mirrors cmd/internal/daemon's mldSink.
 type sink struct {
-	h    *harness
-	bulk bool
+	h *harness
 
 	replaceAllAt time.Time
 	importDone   time.Time
-	applyDone    time.Time
 }
 
 func (s *sink) ReplaceAll(_ uint32, es []rbs.MLDEntry) error {
@@ -135,25 +131,8 @@ func (s *sink) ReplaceAll(_ uint32, es []rbs.MLDEntry) error {
 	for _, e := range es {
 		st = append(st, mldbackup.FromEntry(e, now))
 	}
-	if !s.bulk {
-		err := s.h.rxMLD.Import(st)
-		s.importDone = time.Now()
-		s.applyDone = s.importDone
-		return err
-	}
-	s.h.importing.Store(true)
 	err := s.h.rxMLD.Import(st)
-	s.h.importing.Store(false)
 	s.importDone = time.Now()
-	ms := map[netip.Addr]mroute.Membership{}
-	for _, g := range s.h.rxMLD.Groups() {
-		star, inc, exc := g.Forwarding()
-		ms[g.Group] = mroute.Membership{Star: star, Include: inc, Exclude: exc, Synced: g.Synced}
-	}
-	if aerr := s.h.table.ReplaceInterface(oif, ms); aerr != nil {
-		err = errors.Join(err, aerr)
-	}
-	s.applyDone = time.Now()
 	return err
 }
 
@@ -170,23 +149,22 @@ func (s *sink) Delete(_ uint32, g netip.Addr) error {
 }
 
 type harness struct {
-	t          testing.TB
-	ns         *netnstest.NS
-	tx, rx     *rbs.Service
-	txp, rxp   *rbs.Profile
-	src        *memSource
-	sink       *sink
-	txMLD      *mld.Interface
-	rxMLD      *mld.Interface
-	table      *mroute.Table
-	dp         *countingDP
-	importing  atomic.Bool
-	onChangeNS atomic.Int64 // time spent in SetMembership from OnChange
+	t        testing.TB
+	ns       *netnstest.NS
+	tx, rx   *rbs.Service
+	txp, rxp *rbs.Profile
+	src      *memSource
+	sink     *sink
+	txMLD    *mld.Interface
+	rxMLD    *mld.Interface
+	table    *mroute.Table
+	dp       *countingDP
+	applyNS  atomic.Int64 // time spent applying MLD updates to the table
 }
 
 // newHarness builds the pair; the sender has an MLD interface of its own
 // (fed with reports by the latency test) when withTxMLD.
-func newHarness(t testing.TB, bulk, withTxMLD bool) *harness {
+func newHarness(t testing.TB, withTxMLD bool) *harness {
 	t.Helper()
 	ns := netnstest.New(t, "rbsb")
 	for _, a := range []netip.Addr{srcAddr, peerAddr} {
@@ -205,24 +183,24 @@ func newHarness(t testing.TB, bulk, withTxMLD bool) *harness {
 
 	cfg := mld.DefaultConfig("rx0", netip.MustParseAddr("fe80::2"))
 	cfg.MaxGroups = -1
-	cfg.OnChange = func(gs mld.GroupState) {
-		if h.importing.Load() {
-			return
-		}
+	// As cmd/internal/daemon's applyMLD: one table batch per run of updates.
+	cfg.OnUpdates = func(us []mld.Update) {
 		t0 := time.Now()
-		star, inc, exc := gs.Forwarding()
-		if err := h.table.SetMembership(gs.Group, oif, &mroute.Membership{Star: star, Include: inc, Exclude: exc, Synced: gs.Synced}); err != nil {
-			t.Errorf("set membership %s: %v", gs.Group, err)
+		cs := make([]mroute.Change, 0, len(us))
+		ms := make([]mroute.Membership, len(us))
+		for i, u := range us {
+			c := mroute.Change{Group: u.Group}
+			if !u.Deleted {
+				star, inc, exc := u.State.Forwarding()
+				ms[i] = mroute.Membership{Star: star, Include: inc, Exclude: exc, Synced: u.State.Synced}
+				c.M = &ms[i]
+			}
+			cs = append(cs, c)
 		}
-		h.onChangeNS.Add(int64(time.Since(t0)))
-	}
-	cfg.OnDelete = func(g netip.Addr) {
-		if h.importing.Load() {
-			return
+		if err := h.table.SetMemberships(oif, cs); err != nil {
+			t.Errorf("set %d memberships: %v", len(cs), err)
 		}
-		if err := h.table.SetMembership(g, oif, nil); err != nil {
-			t.Errorf("remove membership %s: %v", g, err)
-		}
+		h.applyNS.Add(int64(time.Since(t0)))
 	}
 	if h.rxMLD, err = mld.New(cfg); err != nil {
 		t.Fatal(err)
@@ -276,7 +254,7 @@ func newHarness(t testing.TB, bulk, withTxMLD bool) *harness {
 	txc.Name, txc.SysName, txc.Source, txc.Peer, txc.Dial = "tx", "A", srcAddr, peerAddr, dial
 	rxc.Name, rxc.SysName, rxc.Source, rxc.Peer, rxc.Listen = "rx", "B", peerAddr, srcAddr, listen
 	h.tx, h.rx = rbs.New(txc, nil), rbs.New(rxc, nil)
-	h.sink = &sink{h: h, bulk: bulk}
+	h.sink = &sink{h: h}
 	h.txp = h.tx.AddProfile(rbs.ProfileConfig{Name: "p", BackupID: backupID}, h.src, nil)
 	h.rxp = h.rx.AddProfile(rbs.ProfileConfig{Name: "p", BackupID: backupID}, nil, h.sink)
 	h.txp.SetRole(rbs.RoleBackup)
@@ -303,17 +281,16 @@ func newHarness(t testing.TB, bulk, withTxMLD bool) *harness {
 
 // batchResult is one batch measurement.
 type batchResult struct {
-	n                                   int
-	bulk                                bool
-	total, transfer, imp, apply, onChng time.Duration
-	calls                               int64
-	dpTime                              time.Duration
+	n                           int
+	total, transfer, imp, apply time.Duration
+	calls                       int64
+	dpTime                      time.Duration
 }
 
 // runBatch makes the sender Master with n entries and waits until all n
 // routes are in the receiver's BPF routes map.
-func runBatch(t testing.TB, n int, bulk bool) batchResult {
-	h := newHarness(t, bulk, false)
+func runBatch(t testing.TB, n int) batchResult {
+	h := newHarness(t, false)
 	es := make([]rbs.MLDEntry, n)
 	for i := range es {
 		es[i] = rbs.MLDEntry{Group: group(0x10000000 + uint32(i)), FilterMode: rbs.FilterExclude, Compat: 2, GroupTimerMs: 260000, LastReporter: reporter}
@@ -353,9 +330,9 @@ func runBatch(t testing.TB, n int, bulk bool) batchResult {
 	}
 	s := h.sink
 	return batchResult{
-		n: n, bulk: bulk, total: done.Sub(start),
-		transfer: s.replaceAllAt.Sub(start), imp: s.importDone.Sub(s.replaceAllAt), apply: s.applyDone.Sub(s.importDone),
-		onChng: time.Duration(h.onChangeNS.Load()), calls: h.dp.calls.Load(), dpTime: time.Duration(h.dp.spent.Load()),
+		n: n, total: done.Sub(start),
+		transfer: s.replaceAllAt.Sub(start), imp: s.importDone.Sub(s.replaceAllAt), apply: time.Duration(h.applyNS.Load()),
+		calls: h.dp.calls.Load(), dpTime: time.Duration(h.dp.spent.Load()),
 	}
 }
 
@@ -379,12 +356,8 @@ func writeResult(t *testing.T, name, md string) {
 }
 
 func (r batchResult) row() string {
-	mode := "per-group SetMembership (as the daemon)"
-	if r.bulk {
-		mode = "one ReplaceInterface (bulk)"
-	}
-	// In per-group mode Import's duration includes the OnChange callbacks.
-	return fmt.Sprintf("| %d | %s | **%s** | %s | %s | %s | %s | %d | %s |", r.n, mode, ms(r.total), ms(r.transfer), ms(r.imp-r.onChng), ms(r.onChng+r.apply), ms(r.dpTime), r.calls, verdict(r.total <= time.Second))
+	// Import's duration includes the OnUpdates callback (the route apply).
+	return fmt.Sprintf("| %d | **%s** | %s | %s | %s | %s | %d | %s |", r.n, ms(r.total), ms(r.transfer), ms(r.imp-r.apply), ms(r.apply), ms(r.dpTime), r.calls, verdict(r.total <= time.Second))
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1e3) }
@@ -396,12 +369,13 @@ func verdict(ok bool) string {
 	return "no"
 }
 
-// TestBatchToMaps is the quick version: 5000 entries, both paths.
+// TestBatchToMaps is the quick version: 5000 entries.
 func TestBatchToMaps(t *testing.T) {
-	for _, bulk := range []bool{false, true} {
-		r := runBatch(t, 5000, bulk)
-		t.Log(r.row())
+	r := runBatch(t, 5000)
+	if r.calls != 1 {
+		t.Errorf("the batch took %d route writes, want 1", r.calls)
 	}
+	t.Log(r.row())
 }
 
 // TestBenchBatch100k measures a batch backup of 100 000 entries from the
@@ -409,11 +383,9 @@ func TestBatchToMaps(t *testing.T) {
 func TestBenchBatch100k(t *testing.T) {
 	benchEnabled(t)
 	const n = 100000
-	md := "| entries | receiver path | batch start → last route in the BPF map | rbs transfer (snapshot, encode, TCP, decode) | mld Import (without callbacks) | route apply (Derive + map writes) | in bpf.ReplaceRoutes | ReplaceRoutes calls | ≤ 1 s |\n|---:|---|---:|---:|---:|---:|---:|---:|:-:|\n"
-	for _, bulk := range []bool{false, true} {
-		for range 3 {
-			md += runBatch(t, n, bulk).row() + "\n"
-		}
+	md := "| entries | batch start → last route in the BPF map | rbs transfer (snapshot, encode, TCP, decode) | mld Import | route apply (Derive + map writes) | in bpf.ReplaceRoutes | ReplaceRoutes calls | ≤ 1 s |\n|---:|---:|---:|---:|---:|---:|---:|:-:|\n"
+	for range 5 {
+		md += runBatch(t, n).row() + "\n"
 	}
 	writeResult(t, "batch", md)
 }
@@ -439,7 +411,7 @@ func TestBenchLatency(t *testing.T) {
 func us(d time.Duration) string { return fmt.Sprintf("%d µs", d.Microseconds()) }
 
 func runLatency(t *testing.T, n int, load bool) []time.Duration {
-	h := newHarness(t, false, true)
+	h := newHarness(t, true)
 	all := netip.MustParseAddr("ff02::16")
 	report := func(g netip.Addr) {
 		b, err := mld.Marshal(&mld.V2Report{Records: []mld.Record{{Type: mld.ChangeToExclude, Group: g}}}, reporter, all)
