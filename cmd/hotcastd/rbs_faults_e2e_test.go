@@ -15,6 +15,7 @@ import (
 	"github.com/hotcast/hotcast/cmd/internal/api"
 	"github.com/hotcast/hotcast/internal/labtest"
 	"github.com/hotcast/hotcast/internal/netnstest"
+	"github.com/hotcast/hotcast/internal/testpki"
 	"github.com/hotcast/hotcast/sync/rbs"
 )
 
@@ -24,6 +25,8 @@ type refOpts struct {
 	hot     bool
 	advert  time.Duration // VRRP6 advertise-interval, default 100 ms
 	preempt time.Duration // A's and B's preempt-delay, default 10 s
+	// tlsA, tlsB, when set, put TLS on the RBS channel with these files.
+	tlsA, tlsB *testpki.Files
 }
 
 const refOptsYAML = `
@@ -92,16 +95,19 @@ func newRef(t *testing.T, o refOpts) *reference {
 	r.meter["v1"] = labtest.NewGapMeter(t, r.hv1)
 
 	d, ctl := labtest.Binaries(t)
-	cfg := func(name, upIf, lanIf string, prio, n, peer int) string {
+	cfg := func(name, upIf, lanIf string, prio, n, peer int, tf *testpki.Files) string {
 		rb, prof := "", ""
 		if o.hot {
 			rb = fmt.Sprintf(rbsYAML, peer, n, lanIf)
 			prof = "    remote-backup-profile: profile1"
 		}
+		if tf != nil {
+			rb = strings.Replace(rb, "port: 1025}", fmt.Sprintf("port: 1025, tls: {cert: %q, key: %q, ca: %q}}", tf.Cert, tf.Key, tf.CA), 1)
+		}
 		return fmt.Sprintf(refOptsYAML, name, upIf, lanIf, prio, n, rb, prof, o.advert, o.preempt)
 	}
-	r.da = labtest.StartDaemon(t, r.a, d, ctl, cfg("DeviceA", "ge3", "ge2", 200, 1, 2))
-	r.db = labtest.StartDaemon(t, r.b, d, ctl, cfg("DeviceB", "ge2", "ge3", 120, 2, 1))
+	r.da = labtest.StartDaemon(t, r.a, d, ctl, cfg("DeviceA", "ge3", "ge2", 200, 1, 2, o.tlsA))
+	r.db = labtest.StartDaemon(t, r.b, d, ctl, cfg("DeviceB", "ge2", "ge3", 120, 2, 1, o.tlsB))
 	return r
 }
 

@@ -2,21 +2,18 @@ package rbs
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"log/slog"
-	"math/big"
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hotcast/hotcast/internal/testpki"
 )
 
 // pair is two services wired back to back over net.Pipe: A dials, B listens.
@@ -212,57 +209,10 @@ func TestConvergenceProperty(t *testing.T) {
 
 // ---- TLS ----
 
-type testPKI struct {
-	caCert *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	pool   *x509.CertPool
-}
-
-func newPKI(t *testing.T, name string) *testPKI {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testPKI{caCert: cert, caKey: key, pool: pool}
-}
-
-func (p *testPKI) leaf(t *testing.T, addr netip.Addr) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: addr.String()},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{addr.AsSlice()},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 func TestTLSMutualAuth(t *testing.T) {
-	pki := newPKI(t, "rbs-ca")
+	pki := testpki.New(t, "rbs-ca")
 	pr := newPair(t, func(side string, c *Config) {
-		c.TLS = NewTLSConfig(pki.leaf(t, c.Source), pki.pool)
+		c.TLS = NewTLSConfig(pki.Leaf(t, c.Source), pki.Pool())
 	})
 	pr.ta.set(entryN(1, 1))
 	pr.pa.SetRole(RoleMaster)
@@ -275,13 +225,13 @@ func TestTLSMutualAuth(t *testing.T) {
 }
 
 func TestTLSRejectsBadClientCert(t *testing.T) {
-	good, evil := newPKI(t, "rbs-ca"), newPKI(t, "evil-ca")
+	good, evil := testpki.New(t, "rbs-ca"), testpki.New(t, "evil-ca")
 	pr := newPair(t, func(side string, c *Config) {
 		if side == "a" {
 			// Trusts the right CA but presents a certificate from another.
-			c.TLS = NewTLSConfig(evil.leaf(t, c.Source), good.pool)
+			c.TLS = NewTLSConfig(evil.Leaf(t, c.Source), good.Pool())
 		} else {
-			c.TLS = NewTLSConfig(good.leaf(t, c.Source), good.pool)
+			c.TLS = NewTLSConfig(good.Leaf(t, c.Source), good.Pool())
 		}
 	})
 	pr.run()
