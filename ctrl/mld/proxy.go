@@ -162,51 +162,89 @@ func (h *Host) SetMemberships(m map[netip.Addr]Membership) {
 	defer h.unlock()
 	next := make(map[netip.Addr]Membership, len(m))
 	for g, ms := range m {
-		if _, bad := groupDropReason(g); bad {
-			continue
+		if ms, ok := normalMembership(g, ms); ok {
+			next[g] = ms
 		}
-		ms.Sources = dedup(ms.Sources)
-		if ms.Mode == Include && len(ms.Sources) == 0 {
-			continue
-		}
-		next[g] = ms
 	}
 	changed := false
 	for _, g := range sortedKeys(h.state, next) {
-		old, nw := h.state[g], next[g]
-		if old.Mode == nw.Mode && slices.Equal(old.Sources, nw.Sources) {
-			continue
-		}
-		changed = true
-		p := h.pending[g]
-		if p == nil {
-			p = &hostChange{allow: map[netip.Addr]int{}, block: map[netip.Addr]int{}}
-			h.pending[g] = p
-		}
-		if old.Mode != nw.Mode {
-			p.modeLeft = h.cfg.Robustness
-			clear(p.allow)
-			clear(p.block)
-			continue
-		}
-		added, removed := diff(nw.Sources, old.Sources), diff(old.Sources, nw.Sources)
-		allow, block := added, removed // INCLUDE: ALLOW(B-A), BLOCK(A-B)
-		if nw.Mode == Exclude {
-			allow, block = removed, added // EXCLUDE: ALLOW(A-B), BLOCK(B-A)
-		}
-		for _, s := range allow {
-			p.allow[s] = h.cfg.Robustness
-			delete(p.block, s)
-		}
-		for _, s := range block {
-			p.block[s] = h.cfg.Robustness
-			delete(p.allow, s)
-		}
+		changed = h.change(g, h.state[g], next[g]) || changed
 	}
 	h.state = next
 	if changed {
 		h.sendChanges()
 	}
+}
+
+// UpdateMemberships is SetMemberships for the given groups only (a nil
+// membership leaves the group); the others keep their state. Its cost
+// follows len(m), not the number of groups reported.
+func (h *Host) UpdateMemberships(m map[netip.Addr]*Membership) {
+	h.mu.Lock()
+	defer h.unlock()
+	changed := false
+	for _, g := range slices.SortedFunc(maps.Keys(m), netip.Addr.Compare) {
+		var nw Membership
+		ok := false
+		if m[g] != nil {
+			nw, ok = normalMembership(g, *m[g])
+		}
+		changed = h.change(g, h.state[g], nw) || changed
+		if ok {
+			h.state[g] = nw
+		} else {
+			delete(h.state, g)
+		}
+	}
+	if changed {
+		h.sendChanges()
+	}
+}
+
+// normalMembership deduplicates the sources; ok is false for what is not
+// reported (a bad group, INCLUDE {}).
+func normalMembership(g netip.Addr, ms Membership) (Membership, bool) {
+	if _, bad := groupDropReason(g); bad {
+		return Membership{}, false
+	}
+	ms.Sources = dedup(ms.Sources)
+	if ms.Mode == Include && len(ms.Sources) == 0 {
+		return Membership{}, false
+	}
+	return ms, true
+}
+
+// change records the state-change records one group's change from old to
+// nw needs; it reports whether there is any.
+func (h *Host) change(g netip.Addr, old, nw Membership) bool {
+	if old.Mode == nw.Mode && slices.Equal(old.Sources, nw.Sources) {
+		return false
+	}
+	p := h.pending[g]
+	if p == nil {
+		p = &hostChange{allow: map[netip.Addr]int{}, block: map[netip.Addr]int{}}
+		h.pending[g] = p
+	}
+	if old.Mode != nw.Mode {
+		p.modeLeft = h.cfg.Robustness
+		clear(p.allow)
+		clear(p.block)
+		return true
+	}
+	added, removed := diff(nw.Sources, old.Sources), diff(old.Sources, nw.Sources)
+	allow, block := added, removed // INCLUDE: ALLOW(B-A), BLOCK(A-B)
+	if nw.Mode == Exclude {
+		allow, block = removed, added // EXCLUDE: ALLOW(A-B), BLOCK(B-A)
+	}
+	for _, s := range allow {
+		p.allow[s] = h.cfg.Robustness
+		delete(p.block, s)
+	}
+	for _, s := range block {
+		p.block[s] = h.cfg.Robustness
+		delete(p.allow, s)
+	}
+	return true
 }
 
 // sendChanges sends one round of pending state-change records.

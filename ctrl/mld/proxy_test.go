@@ -167,3 +167,39 @@ func TestHostSplitsLargeReports(t *testing.T) {
 		t.Fatalf("%d reports with %d sources", len(got), n)
 	}
 }
+
+// TestHostUpdateMemberships: changing some groups with UpdateMemberships
+// sends what SetMemberships with the whole resulting state sends, and
+// leaves the other groups alone.
+func TestHostUpdateMemberships(t *testing.T) {
+	type step struct {
+		upd  map[netip.Addr]*Membership
+		full map[netip.Addr]Membership
+	}
+	steps := []step{
+		{map[netip.Addr]*Membership{grp1: {Include, addrs(s1, s2)}, grp2: {Exclude, nil}},
+			map[netip.Addr]Membership{grp1: {Include, addrs(s1, s2)}, grp2: {Exclude, nil}}},
+		{map[netip.Addr]*Membership{grp1: {Include, addrs(s2, s3)}},
+			map[netip.Addr]Membership{grp1: {Include, addrs(s2, s3)}, grp2: {Exclude, nil}}},
+		{map[netip.Addr]*Membership{grp2: nil, grp1: {Exclude, addrs(s4)}},
+			map[netip.Addr]Membership{grp1: {Exclude, addrs(s4)}}},
+		{map[netip.Addr]*Membership{grp1: {Include, nil}},
+			map[netip.Addr]Membership{}},
+	}
+	hu, cu, su := newHostHarness(t)
+	hf, cf, sf := newHostHarness(t)
+	for i, st := range steps {
+		hu.UpdateMemberships(st.upd)
+		hf.SetMemberships(st.full)
+		for round := range 3 {
+			if u, f := su.take(), sf.take(); !reflect.DeepEqual(u, f) || (round == 0 && len(u) == 0) {
+				t.Fatalf("step %d: UpdateMemberships sent %v, SetMemberships %v", i, u, f)
+			}
+			cu.Advance(500 * time.Millisecond)
+			cf.Advance(500 * time.Millisecond)
+		}
+		if u, f := hu.Memberships(), hf.Memberships(); !reflect.DeepEqual(u, f) {
+			t.Fatalf("step %d: state %v, want %v", i, u, f)
+		}
+	}
+}
