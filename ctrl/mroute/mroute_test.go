@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/ctrl/mld"
 )
 
 var (
@@ -226,5 +227,18 @@ func TestDeleteFailureKeepsRecord(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got[0], rt(un, []int{2}, 0)) {
 		t.Errorf("(*,G) on record %+v", got[0])
+	}
+}
+
+func TestMLDChanges(t *testing.T) {
+	ll := netip.MustParseAddr("ff02::1:3")
+	us := []mld.Update{
+		{Group: g, State: mld.GroupState{Group: g, Mode: mld.Exclude, Synced: true}},
+		{Group: ll, State: mld.GroupState{Group: ll, Mode: mld.Exclude}},
+		{Group: g, Deleted: true},
+	}
+	cs := MLDChanges(us, func(a netip.Addr) bool { return a == ll })
+	if len(cs) != 2 || cs[0].Group != g || cs[0].M == nil || !cs[0].M.Star || !cs[0].M.Synced || cs[1].M != nil {
+		t.Fatalf("changes %+v", cs)
 	}
 }

@@ -186,17 +186,7 @@ func newHarness(t testing.TB, withTxMLD bool) *harness {
 	// As cmd/internal/daemon's applyMLD: one table batch per run of updates.
 	cfg.OnUpdates = func(us []mld.Update) {
 		t0 := time.Now()
-		cs := make([]mroute.Change, 0, len(us))
-		ms := make([]mroute.Membership, len(us))
-		for i, u := range us {
-			c := mroute.Change{Group: u.Group}
-			if !u.Deleted {
-				star, inc, exc := u.State.Forwarding()
-				ms[i] = mroute.Membership{Star: star, Include: inc, Exclude: exc, Synced: u.State.Synced}
-				c.M = &ms[i]
-			}
-			cs = append(cs, c)
-		}
+		cs := mroute.MLDChanges(us, nil)
 		if err := h.table.SetMemberships(oif, cs); err != nil {
 			t.Errorf("set %d memberships: %v", len(cs), err)
 		}
