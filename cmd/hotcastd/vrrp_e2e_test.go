@@ -47,6 +47,13 @@ interfaces:
 
 func newPair(t *testing.T) *pair {
 	t.Helper()
+	return newPairYAML(t, pairYAML)
+}
+
+// newPairYAML builds the pair with a configuration template taking the
+// arguments of pairYAML.
+func newPairYAML(t *testing.T, tmpl string) *pair {
+	t.Helper()
 	p := &pair{}
 	for _, x := range []struct {
 		ns   **netnstest.NS
@@ -79,9 +86,17 @@ func newPair(t *testing.T) *pair {
 	p.hostRcv = labtest.NewReceiver(t, h)
 
 	d, ctl := labtest.Binaries(t)
-	p.da = labtest.StartDaemon(t, p.a, d, ctl, labtest.Sprintf(pairYAML, "A", "ge3", "ge2", "ge2", 200, "2001:db8:50::1", "ge3"))
-	p.db = labtest.StartDaemon(t, p.b, d, ctl, labtest.Sprintf(pairYAML, "B", "ge2", "ge3", "ge3", 120, "2001:db8:50::2", "ge2"))
+	p.da = labtest.StartDaemon(t, p.a, d, ctl, pairConfig(tmpl, "A", 200))
+	p.db = labtest.StartDaemon(t, p.b, d, ctl, pairConfig(tmpl, "B", 120))
 	return p
+}
+
+// pairConfig fills a pair template for router A or B with a priority.
+func pairConfig(tmpl, router string, prio int) string {
+	if router == "A" {
+		return labtest.Sprintf(tmpl, "A", "ge3", "ge2", "ge2", prio, "2001:db8:50::1", "ge3")
+	}
+	return labtest.Sprintf(tmpl, "B", "ge2", "ge3", "ge3", prio, "2001:db8:50::2", "ge2")
 }
 
 func vrrpState(t *testing.T, d *labtest.Daemon) api.VRRP6 {

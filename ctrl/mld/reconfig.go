@@ -61,12 +61,12 @@ func paramsOf(c *Config) Params {
 // variables each time they are set): a report received after the change
 // sets its timers from the new Multicast Address Listening Interval; the
 // next general query carries the new Maximum Response Delay, QRV and QQIC,
-// the next specific query the new Last Listener Query Interval. Two
-// exceptions keep a change from waiting for the old value: while this
-// router is querier (and past its startup queries), a shorter Query
-// Interval brings the next general query forward to one new interval
-// after the last one; and a new Version applies to the next message
-// received or sent. While another router is querier, the Robustness and
+// the next specific query the new Last Listener Query Interval, and a new
+// Version applies to the next message received or sent. One exception
+// keeps a change from waiting out an old, longer value: while this router
+// is querier, a shorter Query Interval (Startup Query Interval during the
+// startup queries) brings the pending general query forward to one new
+// interval after the last one. While another router is querier, the Robustness and
 // Query Interval learned from its queries stay in use (RFC 3810 §5.1.8,
 // §5.1.9) until it goes away; values not learned follow the
 // configuration.
@@ -107,12 +107,19 @@ func (i *Interface) setParams(p Params) error {
 	if !other || i.qi == old.QueryInterval {
 		i.qi = c.QueryInterval
 	}
-	if i.canQuery() && i.startupLeft == 0 && i.gq.running() && i.qi < oldQI {
-		// The pending general query was armed one old interval after the
-		// last one.
-		last := i.gq.when.Add(-oldQI)
-		if due := last.Add(i.qi); due.Before(i.gq.when) {
-			i.arm(&i.gq, due.Sub(i.clock.Now()), i.generalQueryTick)
+	if i.canQuery() && i.gq.running() {
+		// The pending general query was armed one interval after the last
+		// one: the Startup Query Interval while startup queries remain,
+		// else the Query Interval. A shorter one brings it forward.
+		was, now := oldQI, i.qi
+		if i.startupLeft > 0 {
+			was, now = old.StartupQueryInterval, c.StartupQueryInterval
+		}
+		if now < was {
+			last := i.gq.when.Add(-was)
+			if due := last.Add(now); due.Before(i.gq.when) {
+				i.arm(&i.gq, due.Sub(i.clock.Now()), i.generalQueryTick)
+			}
 		}
 	}
 	i.log.Info("mld parameters changed",

@@ -67,6 +67,29 @@ func TestSetQueryIntervalMovesNextGeneralQuery(t *testing.T) {
 	}
 }
 
+// During the startup queries a shorter Startup Query Interval (here
+// following the Query Interval, as SetParams with 0 gives) brings the
+// next startup query forward.
+func TestSetParamsDuringStartup(t *testing.T) {
+	h := newHarness(t, nil) // first query at 0, next at 31.25 s
+	h.clk.Advance(2 * time.Second)
+	p := h.ifc.Params()
+	p.QueryInterval, p.StartupQueryInterval = 20*time.Second, 0 // startup interval 5 s
+	if err := h.ifc.SetParams(p); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.ifc.Status(); st.NextGeneralQuery != 3*time.Second {
+		t.Fatalf("next startup query in %v, want 3 s (5 s after the first)", st.NextGeneralQuery)
+	}
+	h.clk.Advance(3 * time.Second)
+	if qs := generalQueries(h.take()); len(qs) != 1 || qs[0].QueryInterval() != 20*time.Second {
+		t.Fatalf("general queries %+v", qs)
+	}
+	if st := h.ifc.Status(); st.NextGeneralQuery != 20*time.Second {
+		t.Fatalf("after the startup queries: next in %v, want 20 s", st.NextGeneralQuery)
+	}
+}
+
 // SetParams touches no group: no notification, timers as they were; a
 // report after the change uses the new Multicast Address Listening
 // Interval, a leave the new Last Listener Query Interval and count.

@@ -28,13 +28,19 @@ import (
 )
 
 // Binaries returns the paths of hotcastd and hotcastctl, built into the
-// test's temporary directory from the module being tested.
+// test's temporary directory from the module being tested; with the race
+// detector when the tests run with it (go test -race), and a daemon that
+// reports a data race then fails its test.
 func Binaries(t testing.TB) (hotcastd, hotcastctl string) {
 	t.Helper()
 	dir := t.TempDir()
 	root := moduleRoot(t)
 	for _, name := range []string{"hotcastd", "hotcastctl"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+		args := []string{"build", "-o", filepath.Join(dir, name)}
+		if raceBuild {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/"+name)...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("build %s: %v\n%s", name, err, out)
@@ -88,6 +94,9 @@ func StartDaemon(t testing.TB, ns *netnstest.NS, hotcastd, hotcastctl, yaml stri
 		out, err := ns.Command(context.Background(), d.bin, "--config", d.Config, "--cleanup").CombinedOutput()
 		if err != nil {
 			t.Errorf("hotcastd --cleanup: %v\n%s", err, out)
+		}
+		if strings.Contains(d.log.String(), "WARNING: DATA RACE") {
+			t.Errorf("hotcastd reported a data race")
 		}
 		if t.Failed() {
 			t.Logf("hotcastd log:\n%s", d.log.String())

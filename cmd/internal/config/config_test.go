@@ -652,7 +652,7 @@ func TestDiff(t *testing.T) {
 		"      query-interval: 125s\n", "      query-interval: 60s\n",
 		"    port: 1025\n", "    port: 2000\n",
 		"  - name: ge1\n    addresses: [2001:db8:10::1/64]\n", "",
-		"    addresses: [2001:db8:20::1/64]\n", "    addresses: [2001:db8:20::1/64]\n  - name: ge4\n",
+		"    addresses: [2001:db8:20::1/64]\n", "    addresses: [2001:db8:20::1/64]\n    egress: clone\n  - name: ge4\n",
 	)))
 	if err != nil {
 		t.Fatal(err)
@@ -666,6 +666,7 @@ func TestDiff(t *testing.T) {
 		"interfaces[ge2].mld modified",
 		"interfaces[ge2].vrrp6[2] added",
 		"interfaces[ge2].vrrp6[1] modified",
+		"interfaces[ge3].egress modified",
 		"interfaces[ge4] added",
 		"interfaces[ge1] removed",
 	}

@@ -42,9 +42,9 @@ func (c Change) String() string { return c.Path + " " + c.Op.String() }
 // Diff lists what changed from old to new, at the granularity a hot reload
 // acts on: whole sections (sysname, api, bpf, multicast.upstream,
 // multicast.static-routes, ...), each service and profile, and each
-// interface's addresses, mld, vrrp6 group, multicast-track-vrrp6 and
-// remote-backup-profile. The order is deterministic: the order of new, then
-// removals in the order of old.
+// interface's addresses, mld, vrrp6 group, multicast-track-vrrp6,
+// remote-backup-profile and egress. The order is deterministic: the order
+// of new, then removals in the order of old.
 func Diff(old, new *Config) []Change {
 	var out []Change
 	mod := func(path string, a, b any) {
@@ -75,6 +75,7 @@ func Diff(old, new *Config) []Change {
 				{"mld", a.MLD, b.MLD},
 				{"multicast-track-vrrp6", a.MulticastTrackVRRP6, b.MulticastTrackVRRP6},
 				{"remote-backup-profile", a.RemoteBackupProfile, b.RemoteBackupProfile},
+				{"egress", a.Egress, b.Egress},
 			} {
 				if !reflect.DeepEqual(f.x, f.y) {
 					out = append(out, Change{p + "." + f.key, Modified})

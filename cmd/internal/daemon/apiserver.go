@@ -14,14 +14,28 @@ import (
 
 	"github.com/hotcast/hotcast/bpf"
 	"github.com/hotcast/hotcast/cmd/internal/api"
+	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/hotcast/hotcast/sync/rbs"
 )
 
-// serveAPI listens on the configured unix socket (0600) and serves the
-// local API until ctx ends.
-func (d *Daemon) serveAPI(ctx context.Context) (*http.Server, error) {
-	path := d.cfg.API.Socket
+// httpServer is one of the daemon's HTTP servers, the API or metrics; a
+// reload replaces it when its address changes.
+type httpServer struct {
+	srv  *http.Server
+	addr string // unix socket path or host:port
+	path string // the unix socket to remove on close, if any
+}
+
+func (s *httpServer) close() {
+	s.srv.Close()
+	if s.path != "" {
+		_ = os.Remove(s.path)
+	}
+}
+
+// listenAPI listens on the API's unix socket (0600).
+func listenAPI(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("api socket directory: %w", err)
 	}
@@ -34,6 +48,12 @@ func (d *Daemon) serveAPI(ctx context.Context) (*http.Server, error) {
 		l.Close()
 		return nil, fmt.Errorf("api socket mode: %w", err)
 	}
+	return l, nil
+}
+
+// serveAPI serves the local API on l (the unix socket at path) until it
+// is closed.
+func (d *Daemon) serveAPI(ctx context.Context, l net.Listener, path string) *httpServer {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+api.PathForwardingTable, jsonHandler(d.forwardingTable))
 	mux.HandleFunc("GET "+api.PathMLDGroups, jsonHandler(d.mldGroups))
@@ -49,12 +69,7 @@ func (d *Daemon) serveAPI(ctx context.Context) (*http.Server, error) {
 			d.log.Error("api server", "err", err)
 		}
 	}()
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-		_ = os.Remove(path)
-	}()
-	return srv, nil
+	return &httpServer{srv: srv, addr: path, path: path}
 }
 
 func jsonHandler(f func(r *http.Request) (any, error)) http.HandlerFunc {
@@ -69,9 +84,11 @@ func jsonHandler(f func(r *http.Request) (any, error)) http.HandlerFunc {
 	}
 }
 
-func (d *Daemon) ifName(idx int) string {
-	if ifc := d.byIdx[idx]; ifc != nil {
-		return ifc.cfg.Name
+// ifName names an ifindex: a configured interface (names from ifNames),
+// else whatever the system calls it.
+func ifName(names map[int]string, idx int) string {
+	if n, ok := names[idx]; ok {
+		return n
 	}
 	if nl, err := net.InterfaceByIndex(idx); err == nil {
 		return nl.Name
@@ -85,13 +102,14 @@ func (d *Daemon) forwardingTable(*http.Request) (any, error) {
 		return nil, err
 	}
 	out := api.ForwardingTable{Routes: []api.Route{}, Reasons: map[string]uint64{}, Gates: map[string]string{}}
+	names := d.ifNames()
 	for _, r := range rs {
-		ar := api.Route{Source: r.Source.String(), Group: r.Group.String(), Incoming: d.ifName(r.IIf), Outgoing: []string{}, Packets: r.Packets, Bytes: r.Bytes, Flags: []string{}}
+		ar := api.Route{Source: r.Source.String(), Group: r.Group.String(), Incoming: ifName(names, r.IIf), Outgoing: []string{}, Packets: r.Packets, Bytes: r.Bytes, Flags: []string{}}
 		if r.IsStar() {
 			ar.Source = "*"
 		}
 		for _, o := range r.OIfs {
-			ar.Outgoing = append(ar.Outgoing, d.ifName(o))
+			ar.Outgoing = append(ar.Outgoing, ifName(names, o))
 		}
 		if r.Flags&bpf.RouteStatic != 0 {
 			ar.Flags = append(ar.Flags, "static")
@@ -108,26 +126,35 @@ func (d *Daemon) forwardingTable(*http.Request) (any, error) {
 	for r, n := range reasons {
 		out.Reasons[bpf.ReasonName(r)] = n
 	}
-	for _, ifc := range d.ifaces {
+	for _, ifc := range d.ifaceList() {
 		if e, err := d.dp.Iface(ifc.index); err == nil {
-			out.Gates[ifc.cfg.Name] = map[bool]string{true: "forward", false: "muted"}[e.Gate == bpf.GateForward]
+			out.Gates[ifc.name] = map[bool]string{true: "forward", false: "muted"}[e.Gate == bpf.GateForward]
 		}
 	}
 	return out, nil
 }
 
-func (d *Daemon) mldIfaces(r *http.Request) ([]*iface, error) {
+// mldView is an interface's MLD router as a handler found it.
+type mldView struct {
+	name  string
+	index int
+	mld   *mld.Interface
+}
+
+func (d *Daemon) mldIfaces(r *http.Request) ([]mldView, error) {
 	name := r.URL.Query().Get("interface")
-	var out []*iface
+	var out []mldView
+	d.mu.RLock()
 	for _, ifc := range d.ifaces {
-		if ifc.mld != nil && (name == "" || name == ifc.cfg.Name) {
-			out = append(out, ifc)
+		if ifc.mld != nil && (name == "" || name == ifc.name) {
+			out = append(out, mldView{ifc.name, ifc.index, ifc.mld})
 		}
 	}
+	d.mu.RUnlock()
 	if name != "" && len(out) == 0 {
 		return nil, fmt.Errorf("interface %s: mld not enabled", name)
 	}
-	slices.SortFunc(out, func(a, b *iface) int { return a.index - b.index })
+	slices.SortFunc(out, func(a, b mldView) int { return a.index - b.index })
 	return out, nil
 }
 
@@ -149,7 +176,7 @@ func (d *Daemon) mldGroups(r *http.Request) (any, error) {
 	now := time.Now()
 	for _, ifc := range ifs {
 		for _, g := range ifc.mld.Groups() {
-			mg := api.MLDGroup{Interface: ifc.cfg.Name, Group: g.Group.String(), FilterMode: g.Mode.String(), Sources: []api.MLDSource{}, Version: g.Compat, ExpiresIn: until(now, g.Expires), Synced: g.Synced}
+			mg := api.MLDGroup{Interface: ifc.name, Group: g.Group.String(), FilterMode: g.Mode.String(), Sources: []api.MLDSource{}, Version: g.Compat, ExpiresIn: until(now, g.Expires), Synced: g.Synced}
 			if g.LastReporter.IsValid() {
 				mg.LastReporter = g.LastReporter.String()
 			}
@@ -171,7 +198,7 @@ func (d *Daemon) mldInterfaces(r *http.Request) (any, error) {
 	for _, ifc := range ifs {
 		st := ifc.mld.Status()
 		mi := api.MLDInterface{
-			Interface: ifc.cfg.Name, Version: st.Version, Address: st.Address.String(),
+			Interface: ifc.name, Version: st.Version, Address: st.Address.String(),
 			IsQuerier: st.IsQuerier, QuerierAllowed: st.QuerierAllowed,
 			QueryInterval: secs(st.QueryInterval), QueryResponseInterval: secs(st.QueryResponseInterval),
 			Robustness: st.Robustness, LastListenerQueryInterval: secs(st.LastListenerQueryInterval),
@@ -196,16 +223,23 @@ func (d *Daemon) vrrp6Status(r *http.Request) (any, error) {
 	name := r.URL.Query().Get("interface")
 	vrid := r.URL.Query().Get("vrid")
 	out := []api.VRRP6{}
-	var ifs []*iface
+	type view struct {
+		index int
+		track uint8
+		vrrp  []*vrrpGroup
+	}
+	var ifs []view
+	d.mu.RLock()
 	for _, ifc := range d.ifaces {
-		if len(ifc.vrrp) > 0 && (name == "" || ifc.cfg.Name == name) {
-			ifs = append(ifs, ifc)
+		if len(ifc.vrrp) > 0 && (name == "" || ifc.name == name) {
+			ifs = append(ifs, view{ifc.index, ifc.cfg.MulticastTrackVRRP6, ifc.vrrp})
 		}
 	}
-	slices.SortFunc(ifs, func(a, b *iface) int { return a.index - b.index })
+	d.mu.RUnlock()
+	slices.SortFunc(ifs, func(a, b view) int { return a.index - b.index })
 	for _, ifc := range ifs {
 		for _, g := range ifc.vrrp {
-			if vrid != "" && vrid != fmt.Sprint(g.cfg.VRID) {
+			if vrid != "" && vrid != fmt.Sprint(g.vrid) {
 				continue
 			}
 			st := g.router.Status()
@@ -220,7 +254,7 @@ func (d *Daemon) vrrp6Status(r *http.Request) (any, error) {
 				MasterPriority: st.MasterPriority, AdvertiseInterval: secs(st.AdvertInterval),
 				MasterAdverInterval: secs(st.MasterAdverInterval), SkewTime: secs(st.SkewTime),
 				MasterDownInterval: secs(st.MasterDownInterval), MasterDownRemaining: secs(st.MasterDownRemaining),
-				TrackedDown: append([]string{}, st.TrackedDown...), MulticastTracked: ifc.cfg.MulticastTrackVRRP6 == st.VRID,
+				TrackedDown: append([]string{}, st.TrackedDown...), MulticastTracked: ifc.track == st.VRID,
 				GateWriteDelayUS: float64(delay.Nanoseconds()) / 1e3,
 				Transitions:      []api.VRRP6Transition{},
 				Counters: map[string]uint64{
@@ -319,11 +353,13 @@ func (d *Daemon) rbsProfiles(r *http.Request) (any, error) {
 				"window_overflows": st.WindowOverflows, "apply_errors": st.ApplyErrors,
 			},
 		}
+		d.mu.RLock()
 		for _, ifc := range d.ifaces {
 			if ifc.cfg.RemoteBackupProfile == b.cfg.Name {
-				v.Interface = append(v.Interface, ifc.cfg.Name)
+				v.Interface = append(v.Interface, ifc.name)
 			}
 		}
+		d.mu.RUnlock()
 		slices.Sort(v.Interface)
 		out = append(out, v)
 	}

@@ -26,14 +26,31 @@ import (
 )
 
 // Daemon is one running hotcastd.
+//
+// Concurrency: the control path (start-up, Reload, shutdown) runs with ctl
+// held, one at a time. What a reload changes (the interface maps, and the
+// iface and vrrpGroup fields marked so) it changes with mu held as well, so
+// the control path reads it without mu and every other goroutine (API and
+// metrics handlers, protocol callbacks, the link watcher) reads it under
+// mu.RLock. Nobody holding mu calls into a VRRP6 router or changes MLD
+// state, whose callbacks take mu: readers take a snapshot and let go.
 type Daemon struct {
-	cfg *config.Config
+	cfg *config.Config // the running configuration; control path only
 	log *slog.Logger
 
-	dp     *bpf.Dataplane
-	table  *mroute.Table
-	ifaces map[string]*iface
-	byIdx  map[int]*iface
+	dp    *bpf.Dataplane
+	table *mroute.Table
+
+	ctl       sync.Mutex
+	ctx       context.Context // Run's: what a reload starts ends with it
+	running   bool            // started and not stopping: Reload may apply
+	linkWatch bool            // the link watcher runs
+	api       *httpServer     // the local API
+	metrics   *httpServer     // Prometheus, nil when off
+
+	mu     sync.RWMutex
+	ifaces map[string]*iface // by name; guarded by mu
+	byIdx  map[int]*iface    // by ifindex; guarded by mu
 
 	proxy *proxy // upstream mld-proxy, nil in static mode
 
@@ -43,21 +60,35 @@ type Daemon struct {
 	wg sync.WaitGroup
 }
 
-// iface is a configured interface as the daemon sees it.
+// iface is a configured interface as the daemon sees it. name, index, mac,
+// backup and logger never change. The fields below "guarded by
+// Daemon.mu" change on reload (see Daemon); cfg and vrrp are replaced,
+// never modified in place. An interface bound to a hot-backup profile
+// keeps its mld for its lifetime (the profile's source and sink use it
+// without a lock): a reload that would change it is refused.
 type iface struct {
+	name  string
+	index int
+	mac   net.HardwareAddr
+
+	// guarded by Daemon.mu
 	cfg       *config.Interface
-	index     int
-	mac       net.HardwareAddr
 	linkLocal netip.Addr
-
-	mld     *mld.Interface
-	mldConn *mld.Conn
-
-	vrrp     []*vrrpGroup
-	vrrpConn *vrrp6.Conn
+	mld       *mld.Interface
+	mldConn   *mld.Conn
+	mldRun    *mldRun
+	vrrp      []*vrrpGroup
+	vrrpConn  *vrrp6.Conn
+	demux     *vrrp6.Demux
 
 	backup *backup     // the hot-backup profile bound here, if any
 	master atomic.Bool // the tracked VRRP6 group is Master
+	// ignoreReports is mld.ignore-reports-while-backup with a tracked
+	// group (read for every MLD message, so not under mu).
+	ignoreReports atomic.Bool
+	// gateMu serialises what follows the tracked group (gate, source MAC,
+	// MLD querier role) between VRRP6 transitions and reloads.
+	gateMu sync.Mutex
 	logger *slog.Logger
 }
 
@@ -72,9 +103,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		if err != nil {
 			return nil, fmt.Errorf("interfaces[%d] %s: %w", i, ic.Name, err)
 		}
-		ifc := &iface{cfg: ic, index: nl.Index, mac: nl.HardwareAddr, logger: log.With("interface", ic.Name)}
-		if len(ifc.mac) != 6 {
-			return nil, fmt.Errorf("interfaces[%d] %s: not an Ethernet interface", i, ic.Name)
+		ifc, err := newIface(ic, nl, log)
+		if err != nil {
+			return nil, fmt.Errorf("interfaces[%d] %w", i, err)
 		}
 		d.ifaces[ic.Name] = ifc
 		d.byIdx[nl.Index] = ifc
@@ -82,24 +113,72 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	return d, nil
 }
 
+func newIface(ic *config.Interface, nl *net.Interface, log *slog.Logger) (*iface, error) {
+	ifc := &iface{name: ic.Name, cfg: ic, index: nl.Index, mac: nl.HardwareAddr, logger: log.With("interface", ic.Name)}
+	if len(ifc.mac) != 6 {
+		return nil, fmt.Errorf("%s: not an Ethernet interface", ic.Name)
+	}
+	ifc.ignoreReports.Store(ignoreReports(ic))
+	return ifc, nil
+}
+
+// ignoreReports: drop MLD reports on the interface while its tracked group
+// is Backup.
+func ignoreReports(ic *config.Interface) bool {
+	return ic.MLD.IgnoreReportsWhileBackup && ic.MulticastTrackVRRP6 != 0
+}
+
 // Run brings the router up and serves until ctx ends. On return the pinned
 // dataplane stays: forwarding goes on until the next start adopts it or
 // Cleanup removes it.
-func (d *Daemon) Run(ctx context.Context) (err error) {
+func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	d.ctl.Lock()
+	d.ctx = ctx
 	if err := d.ensureAddresses(); err != nil {
+		d.ctl.Unlock()
 		return err
 	}
 	if err := d.openDataplane(); err != nil {
+		d.ctl.Unlock()
 		return err
 	}
 	defer func() {
+		d.ctl.Lock()
+		d.running = false // no reload from here on
 		cancel()
+		d.closeServers()
 		d.stopProtocols()
+		d.ctl.Unlock()
 		d.wg.Wait()
 		d.dp.Close()
 	}()
+	err := d.start(ctx)
+	d.running = err == nil
+	// Routes learned before a restart stay until MLD had a chance to
+	// relearn them (a Multicast Address Listening Interval), then go.
+	grace := time.NewTimer(d.relearnGrace())
+	defer grace.Stop()
+	d.ctl.Unlock()
+	if err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("hotcastd stopping; the pinned dataplane keeps forwarding")
+			return nil
+		case <-grace.C:
+			if err := d.table.Prune(); err != nil {
+				d.log.Error("prune routes from before the restart", "err", err)
+			}
+		}
+	}
+}
+
+// start brings up the protocols and the servers (ctl held).
+func (d *Daemon) start(ctx context.Context) error {
 	if err := d.startMLD(ctx); err != nil {
 		return err
 	}
@@ -112,31 +191,20 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err := d.startProxy(ctx); err != nil {
 		return err
 	}
-	srv, err := d.serveAPI(ctx)
+	l, err := listenAPI(d.cfg.API.Socket)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
-	if err := d.serveMetrics(ctx); err != nil {
-		return err
+	d.api = d.serveAPI(ctx, l, d.cfg.API.Socket)
+	if addr := d.cfg.API.MetricsListen; addr != "" {
+		l, err := listenMetrics(addr)
+		if err != nil {
+			return err
+		}
+		d.metrics = d.serveMetrics(l, addr)
 	}
 	d.log.Info("hotcastd up", "sysname", d.cfg.Sysname, "interfaces", len(d.ifaces), "adopted", d.dp.Adopted())
-
-	// Routes learned before a restart stay until MLD had a chance to
-	// relearn them (a Multicast Address Listening Interval), then go.
-	grace := time.NewTimer(d.relearnGrace())
-	defer grace.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			d.log.Info("hotcastd stopping; the pinned dataplane keeps forwarding")
-			return nil
-		case <-grace.C:
-			if err := d.table.Prune(); err != nil {
-				d.log.Error("prune routes from before the restart", "err", err)
-			}
-		}
-	}
+	return nil
 }
 
 func (d *Daemon) relearnGrace() time.Duration {
@@ -153,32 +221,39 @@ func (d *Daemon) relearnGrace() time.Duration {
 
 func (d *Daemon) ensureAddresses() error {
 	for _, ifc := range d.ifaces {
-		// A router keeps its configured addresses across a link flap
-		// (Linux flushes IPv6 addresses on link down by default): the RBS
-		// session, VRRP and MLD sources must survive a cable pull.
-		p := "/proc/sys/net/ipv6/conf/" + ifc.cfg.Name + "/keep_addr_on_down"
-		if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
-			d.log.Warn("keep addresses on link down", "interface", ifc.cfg.Name, "err", err)
+		if err := d.ensureIfaceAddresses(ifc); err != nil {
+			return err
 		}
-		if len(ifc.cfg.Addresses) == 0 {
+	}
+	return nil
+}
+
+func (d *Daemon) ensureIfaceAddresses(ifc *iface) error {
+	// A router keeps its configured addresses across a link flap (Linux
+	// flushes IPv6 addresses on link down by default): the RBS session,
+	// VRRP and MLD sources must survive a cable pull.
+	p := "/proc/sys/net/ipv6/conf/" + ifc.name + "/keep_addr_on_down"
+	if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+		d.log.Warn("keep addresses on link down", "interface", ifc.name, "err", err)
+	}
+	if len(ifc.cfg.Addresses) == 0 {
+		return nil
+	}
+	l, err := netlink.LinkByIndex(ifc.index)
+	if err != nil {
+		return fmt.Errorf("interface %s: %w", ifc.name, err)
+	}
+	have, err := netlink.AddrList(l, netlink.FAMILY_V6)
+	if err != nil {
+		return fmt.Errorf("interface %s: list addresses: %w", ifc.name, err)
+	}
+	for _, p := range ifc.cfg.Addresses {
+		if hasAddr(have, p) {
 			continue
 		}
-		l, err := netlink.LinkByIndex(ifc.index)
-		if err != nil {
-			return fmt.Errorf("interface %s: %w", ifc.cfg.Name, err)
-		}
-		have, err := netlink.AddrList(l, netlink.FAMILY_V6)
-		if err != nil {
-			return fmt.Errorf("interface %s: list addresses: %w", ifc.cfg.Name, err)
-		}
-		for _, p := range ifc.cfg.Addresses {
-			if hasAddr(have, p) {
-				continue
-			}
-			a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 128)}, Flags: unix.IFA_F_NODAD}
-			if err := netlink.AddrAdd(l, a); err != nil && !errors.Is(err, unix.EEXIST) {
-				return fmt.Errorf("interface %s: add %s: %w", ifc.cfg.Name, p, err)
-			}
+		a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 128)}, Flags: unix.IFA_F_NODAD}
+		if err := netlink.AddrAdd(l, a); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("interface %s: add %s: %w", ifc.name, p, err)
 		}
 	}
 	return nil
@@ -222,30 +297,7 @@ func (d *Daemon) openDataplane() error {
 	}
 	if d.cfg.Multicast.RoutingEnable {
 		for _, ifc := range d.ifaces {
-			// A tracked interface starts muted (VRRP decides); a restarted
-			// daemon keeps the gate it finds.
-			gate := bpf.GateForward
-			if ifc.cfg.MulticastTrackVRRP6 != 0 {
-				gate = bpf.GateMuted
-			}
-			clone := ifc.cfg.Egress == config.EgressClone
-			cur, err := dp.EnsureIface(ifc.index, bpf.Iface{Gate: gate, SrcMAC: ifc.mac, MAC: ifc.mac, Clone: clone})
-			if err != nil {
-				return fail(err)
-			}
-			// Keep the gate (and a VRRP virtual source MAC) a previous run
-			// left; apply this configuration's MAC and egress mode.
-			want := cur
-			want.MAC, want.Clone = ifc.mac, clone
-			if ifc.cfg.MulticastTrackVRRP6 == 0 {
-				want.SrcMAC = ifc.mac
-			}
-			if want.MAC.String() != cur.MAC.String() || want.SrcMAC.String() != cur.SrcMAC.String() || want.Clone != cur.Clone {
-				if err := dp.SetIface(ifc.index, want); err != nil {
-					return fail(err)
-				}
-			}
-			if err := dp.Attach(ifc.cfg.Name, ifc.index); err != nil {
+			if err := d.attachIface(ifc); err != nil {
 				return fail(err)
 			}
 		}
@@ -271,51 +323,42 @@ func (d *Daemon) openDataplane() error {
 	return nil
 }
 
+// attachIface puts the fast path on an interface: its entry in the ifaces
+// map and the ingress programs.
+func (d *Daemon) attachIface(ifc *iface) error {
+	// A tracked interface starts muted (VRRP decides); a restarted daemon
+	// keeps the gate it finds.
+	gate := bpf.GateForward
+	if ifc.cfg.MulticastTrackVRRP6 != 0 {
+		gate = bpf.GateMuted
+	}
+	clone := ifc.cfg.Egress == config.EgressClone
+	cur, err := d.dp.EnsureIface(ifc.index, bpf.Iface{Gate: gate, SrcMAC: ifc.mac, MAC: ifc.mac, Clone: clone})
+	if err != nil {
+		return err
+	}
+	// Keep the gate (and a VRRP virtual source MAC) a previous run left;
+	// apply this configuration's MAC and egress mode.
+	want := cur
+	want.MAC, want.Clone = ifc.mac, clone
+	if ifc.cfg.MulticastTrackVRRP6 == 0 {
+		want.SrcMAC = ifc.mac
+	}
+	if want.MAC.String() != cur.MAC.String() || want.SrcMAC.String() != cur.SrcMAC.String() || want.Clone != cur.Clone {
+		if err := d.dp.SetIface(ifc.index, want); err != nil {
+			return err
+		}
+	}
+	return d.dp.Attach(ifc.name, ifc.index)
+}
+
 func (d *Daemon) startMLD(ctx context.Context) error {
 	for _, ifc := range d.ifaces {
-		mc := ifc.cfg.MLD
-		if !mc.Enable {
-			continue
-		}
-		ll, err := linkLocal(ifc.index)
-		if err != nil {
-			return fmt.Errorf("interface %s: %w", ifc.cfg.Name, err)
-		}
-		ifc.linkLocal = ll
-		log := d.log.With("component", "mld", "interface", ifc.cfg.Name)
-		conn, err := mld.Listen(ifc.cfg.Name, ll, log)
-		if err != nil {
-			return fmt.Errorf("interface %s: mld socket: %w", ifc.cfg.Name, err)
-		}
-		ifc.mldConn = conn
-		cfg := mld.DefaultConfig(ifc.cfg.Name, ll)
-		cfg.Version = mc.Version
-		cfg.QueryInterval = mc.QueryInterval
-		cfg.QueryResponseInterval = mc.MaxResponseTime
-		cfg.Robustness = int(mc.Robustness)
-		cfg.LastListenerQueryInterval = mc.LastListenerQueryInterval
-		cfg.RequireRouterAlert = mc.RequireRouterAlert
-		cfg.MaxGroups = mc.MaxGroups
-		cfg.Sender = conn
-		cfg.Logger = log
-		cfg.OnUpdates = func(us []mld.Update) { d.applyMLD(ifc, us, log) }
-		m, err := mld.New(cfg)
-		if err != nil {
-			return fmt.Errorf("interface %s: mld: %w", ifc.cfg.Name, err)
-		}
-		ifc.mld = m
-		if ifc.cfg.MulticastTrackVRRP6 != 0 {
-			m.SetQuerierAllowed(false) // VRRP6 Master turns it on
-		}
-		m.Start()
-		d.readMLD(ctx, conn, log, func(p mld.Packet) {
-			// The reference's backup hears no reports on its access
-			// link; this knob reproduces that while Backup.
-			if mc.IgnoreReportsWhileBackup && ifc.cfg.MulticastTrackVRRP6 != 0 && !ifc.master.Load() {
-				return
+		if ifc.cfg.MLD.Enable {
+			if err := d.startIfaceMLD(ctx, ifc); err != nil {
+				return err
 			}
-			m.HandlePacket(p)
-		})
+		}
 	}
 	return nil
 }
@@ -350,6 +393,16 @@ func (d *Daemon) stopProtocols() {
 		if ifc.mldConn != nil {
 			ifc.mldConn.Close()
 		}
+	}
+}
+
+// closeServers closes the API and metrics servers.
+func (d *Daemon) closeServers() {
+	if d.api != nil {
+		d.api.close()
+	}
+	if d.metrics != nil {
+		d.metrics.close()
 	}
 }
 

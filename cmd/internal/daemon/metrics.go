@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -72,13 +72,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
 	}
 	if rs, err := d.dp.Routes(); err == nil {
+		names := d.ifNames()
 		for _, r := range rs {
 			src := r.Source.String()
 			if r.IsStar() {
 				src = "*"
 			}
-			counter(c.routePackets, r.Packets, src, r.Group.String(), d.ifName(r.IIf))
-			counter(c.routeBytes, r.Bytes, src, r.Group.String(), d.ifName(r.IIf))
+			counter(c.routePackets, r.Packets, src, r.Group.String(), ifName(names, r.IIf))
+			counter(c.routeBytes, r.Bytes, src, r.Group.String(), ifName(names, r.IIf))
 		}
 	}
 	if reasons, err := d.dp.Reasons(); err == nil {
@@ -86,8 +87,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.frames, v, bpf.ReasonName(r))
 		}
 	}
+	type view struct {
+		name  string
+		index int
+		mld   *mld.Interface
+		vrrp  []*vrrpGroup
+	}
+	var ifs []view
+	d.mu.RLock()
 	for _, ifc := range d.ifaces {
-		name := ifc.cfg.Name
+		ifs = append(ifs, view{ifc.name, ifc.index, ifc.mld, ifc.vrrp})
+	}
+	d.mu.RUnlock()
+	for _, ifc := range ifs {
+		name := ifc.name
 		if e, err := d.dp.Iface(ifc.index); err == nil {
 			v := 0.0
 			if e.Gate == bpf.GateForward {
@@ -150,20 +163,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// serveMetrics serves /metrics on api.metrics-listen until ctx ends.
-func (d *Daemon) serveMetrics(ctx context.Context) error {
-	addr := d.cfg.API.MetricsListen
-	if addr == "" {
-		return nil
-	}
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(newCollector(d)); err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
+// listenMetrics listens on api.metrics-listen.
+func listenMetrics(addr string) (net.Listener, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("metrics listen %s: %w", addr, err)
+		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
 	}
+	return l, nil
+}
+
+// serveMetrics serves /metrics on l until it is closed.
+func (d *Daemon) serveMetrics(l net.Listener, addr string) *httpServer {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(d)) // a fresh registry: no name can clash
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -174,10 +186,6 @@ func (d *Daemon) serveMetrics(ctx context.Context) error {
 			d.log.Error("metrics server", "err", err)
 		}
 	}()
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
 	d.log.Info("metrics", "listen", l.Addr().String())
-	return nil
+	return &httpServer{srv: srv, addr: addr}
 }

@@ -70,9 +70,10 @@ func (d *Daemon) refreshProxy(groups ...netip.Addr) {
 		return
 	}
 	next := make(map[netip.Addr]*mld.Membership, len(groups))
+	downstream := d.mldInstances()
 	for _, g := range groups {
 		if _, done := next[g]; !done {
-			next[g] = d.proxyMembership(g)
+			next[g] = proxyMembership(downstream, g)
 		}
 	}
 	p.mu.Lock()
@@ -88,18 +89,15 @@ func (d *Daemon) refreshProxy(groups ...netip.Addr) {
 }
 
 // proxyMembership merges one group's downstream records; nil: no listener.
-func (d *Daemon) proxyMembership(group netip.Addr) *mld.Membership {
+func proxyMembership(downstream []*mld.Interface, group netip.Addr) *mld.Membership {
 	var (
 		anyEx, anyIn bool
 		exclude      map[netip.Addr]bool
 		include      = map[netip.Addr]bool{}
 	)
-	for _, ifc := range d.ifaces {
-		if ifc.mld == nil {
-			continue
-		}
+	for _, m := range downstream {
 		// One lookup per interface: a change must not copy every group.
-		if g, ok := ifc.mld.Group(group); ok {
+		if g, ok := m.Group(group); ok {
 			star, inc, exc := g.Forwarding()
 			if star {
 				ex := map[netip.Addr]bool{}
