@@ -52,7 +52,9 @@ type Daemon struct {
 	ifaces map[string]*iface // by name; guarded by mu
 	byIdx  map[int]*iface    // by ifindex; guarded by mu
 
-	proxy *proxy // upstream mld-proxy, nil in static mode
+	// proxy is the upstream mld-proxy, nil in static mode; set once at
+	// start while MLD callbacks may already read it.
+	proxy atomic.Pointer[proxy]
 
 	services []rbsService
 	backups  []*backup

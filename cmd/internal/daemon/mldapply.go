@@ -16,21 +16,10 @@ import (
 // update, to the upstream proxy in one membership change, and, on the
 // master side of a hot-backup profile, to the peer.
 func (d *Daemon) applyMLD(ifc *iface, us []mld.Update, log *slog.Logger) {
-	cs := make([]mroute.Change, 0, len(us))
-	ms := make([]mroute.Membership, len(us))
-	groups := make([]netip.Addr, 0, len(us))
-	for i, u := range us {
-		if linkScope(u.Group) {
-			continue // never routed (RFC 4291 2.7); MLD keeps the state
-		}
-		c := mroute.Change{Group: u.Group}
-		if !u.Deleted {
-			star, inc, exc := u.State.Forwarding()
-			ms[i] = mroute.Membership{Star: star, Include: inc, Exclude: exc, Synced: u.State.Synced}
-			c.M = &ms[i]
-		}
-		cs = append(cs, c)
-		groups = append(groups, u.Group)
+	cs := mroute.MLDChanges(us, linkScope) // link scope: never routed (RFC 4291 2.7)
+	groups := make([]netip.Addr, len(cs))
+	for i, c := range cs {
+		groups[i] = c.Group
 	}
 	if len(cs) == 0 {
 		return

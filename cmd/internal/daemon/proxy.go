@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sync"
 
 	"github.com/hotcast/hotcast/cmd/internal/config"
 	"github.com/hotcast/hotcast/ctrl/mld"
@@ -17,9 +16,6 @@ import (
 type proxy struct {
 	host *mld.Host
 	conn *mld.Conn
-
-	mu     sync.Mutex
-	member map[netip.Addr]mld.Membership
 }
 
 func (d *Daemon) startProxy(ctx context.Context) error {
@@ -41,7 +37,7 @@ func (d *Daemon) startProxy(ctx context.Context) error {
 		conn.Close()
 		return fmt.Errorf("upstream %s: %w", up.cfg.Name, err)
 	}
-	d.proxy = &proxy{host: h, conn: conn, member: map[netip.Addr]mld.Membership{}}
+	d.proxy.Store(&proxy{host: h, conn: conn})
 	d.readMLD(ctx, conn, log, h.HandlePacket)
 	// Memberships learned before the proxy started.
 	var groups []netip.Addr
@@ -65,7 +61,7 @@ func (d *Daemon) startProxy(ctx context.Context) error {
 // lists minus every included source; otherwise INCLUDE with the union. The
 // proxy host gets one membership change for all of them.
 func (d *Daemon) refreshProxy(groups ...netip.Addr) {
-	p := d.proxy
+	p := d.proxy.Load()
 	if p == nil || len(groups) == 0 {
 		return
 	}
@@ -76,16 +72,7 @@ func (d *Daemon) refreshProxy(groups ...netip.Addr) {
 			next[g] = proxyMembership(downstream, g)
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for g, m := range next {
-		if m == nil {
-			delete(p.member, g)
-		} else {
-			p.member[g] = *m
-		}
-	}
-	p.host.SetMemberships(p.member)
+	p.host.UpdateMemberships(next)
 }
 
 // proxyMembership merges one group's downstream records; nil: no listener.
@@ -137,7 +124,7 @@ func proxyMembership(downstream []*mld.Interface, group netip.Addr) *mld.Members
 }
 
 func (d *Daemon) stopProxy() {
-	if d.proxy != nil {
-		d.proxy.conn.Close()
+	if p := d.proxy.Load(); p != nil {
+		p.conn.Close()
 	}
 }
