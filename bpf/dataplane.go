@@ -71,10 +71,12 @@ type Dataplane struct {
 	mu        sync.Mutex
 	links     map[string]link.Link // by KIND/IFNAME
 	routes    map[RouteKey]installed
-	sets      map[string]*oifSet // by canonical member list
+	sets      map[string]*oifSet // by canonical member list, idle ones too
 	setByID   map[uint32]*oifSet
+	idleSets  int // sets no route uses (refs 0), kept installed
 	freeSets  []uint32
 	nextSet   uint32
+	maxSets   uint32 // ids below it are usable: maxOIfSets (tests lower it)
 	freeStats []uint32
 	nextStats uint32
 	clone     map[int]bool // clone-mode egress interfaces
@@ -113,6 +115,7 @@ func Open(opts Options) (_ *Dataplane, err error) {
 		sets:      map[string]*oifSet{},
 		setByID:   map[uint32]*oifSet{},
 		nextSet:   1,
+		maxSets:   maxOIfSets,
 		nextStats: 0,
 		clone:     map[int]bool{},
 	}
@@ -619,7 +622,12 @@ func (d *Dataplane) SetIface(ifindex int, ifc Iface) error {
 // EnsureIface writes the interface's entry only when it has none (a
 // restarted daemon keeps the gate the previous one left, so forwarding does
 // not pause while VRRP re-learns its state). It returns the entry in force.
+// The interface's own outgoing set is prepared too (PrepareSet), so the
+// first join there does not wait for the kernel to install it.
 func (d *Dataplane) EnsureIface(ifindex int, initial Iface) (Iface, error) {
+	if err := d.PrepareSet([]int{ifindex}); err != nil {
+		return Iface{}, err
+	}
 	if cur, err := d.Iface(ifindex); err == nil {
 		d.mu.Lock()
 		if cur.Clone {
@@ -655,7 +663,11 @@ func (d *Dataplane) DeleteIface(ifindex int) error {
 	if err := d.maps["ifaces"].Delete(uint32(ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("delete interface %d: %w", ifindex, err)
 	}
-	return nil
+	// Idle sets naming the interface go: the kernel empties their devmap
+	// entries when the device goes, and a later device may get its index.
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.reclaimIdleSets(func(s *oifSet) bool { return slices.Contains(s.oifs, ifindex) }, 0)
 }
 
 func setName(oifs []int) string {
@@ -677,16 +689,26 @@ func (d *Dataplane) acquireSet(oifs []int) (*oifSet, error) {
 	}
 	name := setName(oifs)
 	if s, ok := d.sets[name]; ok {
+		if s.refs == 0 {
+			d.idleSets--
+		}
 		s.refs++
 		return s, nil
+	}
+	if len(d.freeSets) == 0 && d.nextSet >= d.maxSets {
+		// Ids ran out: give up one idle set (each removal waits for an
+		// RCU grace period).
+		if err := d.reclaimIdleSets(func(*oifSet) bool { return true }, 1); err != nil {
+			return nil, err
+		}
 	}
 	var id uint32
 	if n := len(d.freeSets); n > 0 {
 		id = d.freeSets[n-1]
 		d.freeSets = d.freeSets[:n-1]
 	} else {
-		if d.nextSet >= maxOIfSets {
-			return nil, fmt.Errorf("outgoing sets exhausted (%d)", maxOIfSets-1)
+		if d.nextSet >= d.maxSets {
+			return nil, fmt.Errorf("outgoing sets exhausted (%d)", d.maxSets-1)
 		}
 		id = d.nextSet
 		d.nextSet++
@@ -722,21 +744,58 @@ func (d *Dataplane) acquireSet(oifs []int) (*oifSet, error) {
 	return s, nil
 }
 
+// releaseSet drops one reference. A set no route uses stays installed,
+// idle, for the next route that wants the same interfaces: adding or
+// removing an entry of the oif_sets ARRAY_OF_MAPS from user space waits
+// for an RCU grace period in the kernel (10-16 ms measured here), which a
+// join or a leave must not pay, and which would hold d.mu meanwhile. Idle
+// sets are reclaimed when set ids run out, and when one of their
+// interfaces goes (DeleteIface).
 func (d *Dataplane) releaseSet(s *oifSet) error {
 	if s == nil {
 		return nil
 	}
 	s.refs--
-	if s.refs > 0 {
-		return nil
-	}
-	delete(d.sets, setName(s.oifs))
-	delete(d.setByID, s.id)
-	d.freeSets = append(d.freeSets, s.id)
-	if err := d.maps["oif_sets"].Delete(s.id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("remove outgoing set %d: %w", s.id, err)
+	if s.refs == 0 {
+		d.idleSets++
 	}
 	return nil
+}
+
+// reclaimIdleSets uninstalls up to limit (0: all) idle sets that match.
+func (d *Dataplane) reclaimIdleSets(match func(*oifSet) bool, limit int) error {
+	var errs []error
+	n := 0
+	for name, s := range d.sets {
+		if s.refs != 0 || !match(s) {
+			continue
+		}
+		if n++; limit > 0 && n > limit {
+			break
+		}
+		delete(d.sets, name)
+		delete(d.setByID, s.id)
+		d.idleSets--
+		d.freeSets = append(d.freeSets, s.id)
+		if err := d.maps["oif_sets"].Delete(s.id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("remove outgoing set %d: %w", s.id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// PrepareSet installs the outgoing set for oifs, idle, unless it exists:
+// the first route towards these interfaces then costs no set creation
+// (see releaseSet). The daemon prepares every interface's own set at
+// start.
+func (d *Dataplane) PrepareSet(oifs []int) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, err := d.acquireSet(normalizeOIfs(oifs))
+	if err != nil {
+		return err
+	}
+	return d.releaseSet(s)
 }
 
 func (d *Dataplane) allocStats() (uint32, error) {
@@ -949,11 +1008,19 @@ func (d *Dataplane) Reasons() (map[Reason]uint64, error) {
 	return out, nil
 }
 
-// SetCount is the number of distinct outgoing sets in use.
+// SetCount is the number of distinct outgoing sets in use (idle ones not
+// counted).
 func (d *Dataplane) SetCount() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.setByID)
+	return len(d.setByID) - d.idleSets
+}
+
+// IdleSetCount is the number of outgoing sets installed that no route uses.
+func (d *Dataplane) IdleSetCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.idleSets
 }
 
 // SetVRRPMaster installs (master) or removes the fast-path state of a VRRP

@@ -177,6 +177,10 @@ func newHarness(t testing.TB, withTxMLD bool) *harness {
 		t.Fatalf("open dataplane: %v", err)
 	}
 	t.Cleanup(func() { dp.Close() })
+	// As the daemon's EnsureIface does for every interface at start.
+	if err := dp.PrepareSet([]int{oif}); err != nil {
+		t.Fatal(err)
+	}
 	h := &harness{t: t, ns: ns, src: &memSource{}}
 	h.dp = &countingDP{dp: dp, reached: make(chan struct{}), waiters: map[netip.Addr]chan time.Time{}}
 	h.table = mroute.New(h.dp, upstream, nil)
