@@ -76,8 +76,9 @@ func (i *Interface) SetParams(p Params) error {
 	return i.setParams(p)
 }
 
-func (i *Interface) setParams(p Params) error {
-	c := i.cfg
+// ApplyParams sets the parameters of a configuration; zero values take
+// their defaults in New (or SetParams).
+func (c *Config) ApplyParams(p Params) {
 	c.Version = p.Version
 	c.QueryInterval = p.QueryInterval
 	c.QueryResponseInterval = p.QueryResponseInterval
@@ -88,6 +89,11 @@ func (i *Interface) setParams(p Params) error {
 	c.StartupQueryCount = p.StartupQueryCount
 	c.RequireRouterAlert = p.RequireRouterAlert
 	c.MaxGroups = p.MaxGroups
+}
+
+func (i *Interface) setParams(p Params) error {
+	c := i.cfg
+	c.ApplyParams(p)
 	if err := c.setDefaults(); err != nil {
 		return fmt.Errorf("mld interface %q: set parameters: %w", c.Name, err)
 	}

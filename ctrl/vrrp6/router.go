@@ -512,16 +512,7 @@ func (r *Router) becomeMaster(reason Reason) {
 	r.transition(StateMaster, reason)
 	r.sendAdvert(r.effPrio)
 	for _, vip := range r.cfg.VirtualAddrs {
-		frame, err := BuildUnsolicitedNA(r.cfg.VRID, vip, vip)
-		if err == nil {
-			err = r.sender.SendUnsolicitedNA(frame)
-		}
-		if err != nil {
-			r.stats.SendErrors++
-			r.log.Warn("vrrp6 send neighbor advertisement", "target", vip, "err", err)
-			continue
-		}
-		r.stats.NASent++
+		r.sendNA(vip)
 	}
 	r.armAdver()
 }

@@ -62,14 +62,7 @@ func (d *Daemon) startIfaceMLD(ctx context.Context, ifc *iface) error {
 		return fmt.Errorf("interface %s: mld socket: %w", ifc.name, err)
 	}
 	cfg := mld.DefaultConfig(ifc.name, ll)
-	p := mldParams(ifc.cfg.MLD)
-	cfg.Version = p.Version
-	cfg.QueryInterval = p.QueryInterval
-	cfg.QueryResponseInterval = p.QueryResponseInterval
-	cfg.Robustness = p.Robustness
-	cfg.LastListenerQueryInterval = p.LastListenerQueryInterval
-	cfg.RequireRouterAlert = p.RequireRouterAlert
-	cfg.MaxGroups = p.MaxGroups
+	cfg.ApplyParams(mldParams(ifc.cfg.MLD))
 	cfg.Sender = conn
 	cfg.Logger = log
 	run := &mldRun{}
