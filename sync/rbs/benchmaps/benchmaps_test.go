@@ -386,12 +386,12 @@ func TestBenchBatch100k(t *testing.T) {
 
 // TestBenchLatency measures real-time backup: an MLDv2 report handled by
 // the sender's MLD interface → Publish → TCP → receiver Upsert → mld →
-// route table → BPF map write, for 200 joins one at a time.
+// route table → BPF map write, for 1000 joins one at a time.
 func TestBenchLatency(t *testing.T) {
 	benchEnabled(t)
 	md := "| joins | path | p50 | p90 | p99 | max | ≤ 1 ms at p99 |\n|---:|---|---:|---:|---:|---:|:-:|\n"
 	for _, load := range []bool{false, true} {
-		lat := runLatency(t, 200, load)
+		lat := runLatency(t, 1000, load)
 		p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
 		what := "sender MLD report → receiver BPF map, idle tables"
 		if load {
