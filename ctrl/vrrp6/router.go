@@ -3,6 +3,7 @@ package vrrp6
 import (
 	"errors"
 	"fmt"
+	"github.com/hotcast/hotcast/internal/clock"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -88,25 +89,13 @@ func (r Reason) String() string {
 }
 
 // Clock abstracts time so the state machine runs on a fake clock in tests.
-type Clock interface {
-	Now() time.Time
-	// AfterFunc calls f in its own goroutine after d, like time.AfterFunc.
-	AfterFunc(d time.Duration, f func()) Timer
-}
+type Clock = clock.Clock
 
 // Timer is the part of *time.Timer the Router uses.
-type Timer interface {
-	Stop() bool
-}
+type Timer = clock.Timer
 
 // SystemClock is the real Clock.
-type SystemClock struct{}
-
-// Now returns time.Now().
-func (SystemClock) Now() time.Time { return time.Now() }
-
-// AfterFunc wraps time.AfterFunc.
-func (SystemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+type SystemClock = clock.System
 
 // Transition is handed to Actions on every state change.
 type Transition struct {
