@@ -3,13 +3,14 @@ package vrrp6
 import (
 	"errors"
 	"fmt"
-	"github.com/hotcast/hotcast/internal/clock"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/hotcast/hotcast/internal/clock"
 )
 
 // State is a virtual router state (RFC 9568 §6.4).
