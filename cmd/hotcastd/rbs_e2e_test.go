@@ -28,6 +28,7 @@ type reference struct {
 	hv2, hv1             *netnstest.Link
 	meter                map[string]*labtest.GapMeter
 	da, db               *labtest.Daemon
+	cfgA, cfgB           string // the daemons' configurations (newRef), for reloads
 }
 
 const refYAML = `

@@ -106,8 +106,10 @@ func newRef(t *testing.T, o refOpts) *reference {
 		}
 		return fmt.Sprintf(refOptsYAML, name, upIf, lanIf, prio, n, rb, prof, o.advert, o.preempt)
 	}
-	r.da = labtest.StartDaemon(t, r.a, d, ctl, cfg("DeviceA", "ge3", "ge2", 200, 1, 2, o.tlsA))
-	r.db = labtest.StartDaemon(t, r.b, d, ctl, cfg("DeviceB", "ge2", "ge3", 120, 2, 1, o.tlsB))
+	r.cfgA = cfg("DeviceA", "ge3", "ge2", 200, 1, 2, o.tlsA)
+	r.cfgB = cfg("DeviceB", "ge2", "ge3", 120, 2, 1, o.tlsB)
+	r.da = labtest.StartDaemon(t, r.a, d, ctl, r.cfgA)
+	r.db = labtest.StartDaemon(t, r.b, d, ctl, r.cfgB)
 	return r
 }
 

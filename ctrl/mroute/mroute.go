@@ -220,10 +220,78 @@ func sortRoutes(rs []bpf.Route) {
 	})
 }
 
+// SetUpstream makes ifindex the incoming interface of learned routes
+// (multicast.upstream.interface changed): every group is derived again
+// with it and the routes that change are rewritten in one batch. Static
+// routes keep their own incoming interface. Routes adopted from before a
+// restart that nothing has asked for again (waiting for Prune) move to
+// the new upstream as well, unless they were static. If the dataplane
+// refuses the batch, the table keeps the old upstream and returns the
+// error.
+func (t *Table) SetUpstream(ifindex int) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.upstream
+	if ifindex == old {
+		return nil
+	}
+	t.upstream = ifindex
+	groups := make([]netip.Addr, 0, len(t.applied)+len(t.members))
+	for g := range t.applied {
+		groups = append(groups, g)
+	}
+	for g := range t.members {
+		if _, ok := t.applied[g]; !ok {
+			groups = append(groups, g)
+		}
+	}
+	for g := range t.static {
+		_, a := t.applied[g]
+		_, m := t.members[g]
+		if !a && !m {
+			groups = append(groups, g)
+		}
+	}
+	putErr, delErr := t.apply(groups, func(g netip.Addr) []bpf.Route {
+		if t.members[g] != nil || t.static[g] != nil {
+			return derive(g, ifindex, t.static[g], t.members[g])
+		}
+		// Adopted, waiting for Prune: keep it, from the new upstream.
+		rs := slices.Clone(t.applied[g])
+		for i := range rs {
+			if rs[i].IIf == old && rs[i].Flags&bpf.RouteStatic == 0 {
+				rs[i].IIf = ifindex
+			}
+		}
+		return rs
+	})
+	if putErr != nil {
+		t.upstream = old
+		return fmt.Errorf("upstream %d: %w", ifindex, putErr)
+	}
+	if delErr != nil {
+		return fmt.Errorf("upstream %d: %w", ifindex, delErr)
+	}
+	return nil
+}
+
 // applyGroups recomputes the routes of the given groups and applies the
 // difference: one batch of replaces, one batch of deletes. The record of
 // what is applied changes only with the dataplane.
 func (t *Table) applyGroups(groups []netip.Addr) error {
+	putErr, delErr := t.apply(groups, func(g netip.Addr) []bpf.Route {
+		return derive(g, t.upstream, t.static[g], t.members[g])
+	})
+	if putErr != nil {
+		return putErr
+	}
+	return delErr
+}
+
+// apply is applyGroups with the wanted routes of a group (sorted by
+// source) given by routes. A failed replace batch applies nothing (putErr);
+// routes a failed delete batch left stay on record (delErr).
+func (t *Table) apply(groups []netip.Addr, routes func(netip.Addr) []bpf.Route) (putErr, delErr error) {
 	if len(groups) > 1 && !slices.IsSortedFunc(groups, netip.Addr.Compare) {
 		groups = slices.Clone(groups)
 		slices.SortFunc(groups, netip.Addr.Compare)
@@ -238,7 +306,7 @@ func (t *Table) applyGroups(groups []netip.Addr) error {
 	todo := make([]next, 0, len(groups))
 	var del []bpf.RouteKey
 	for _, g := range groups {
-		want := derive(g, t.upstream, t.static[g], t.members[g])
+		want := routes(g)
 		cur := t.applied[g]
 		n := next{group: g, want: want}
 		changed := len(want) != len(cur)
@@ -279,7 +347,7 @@ func (t *Table) applyGroups(groups []netip.Addr) error {
 	}
 	if len(put) > 0 {
 		if err := t.dp.ReplaceRoutes(put); err != nil {
-			return fmt.Errorf("apply %d routes: %w", len(put), err)
+			return fmt.Errorf("apply %d routes: %w", len(put), err), nil
 		}
 	}
 	var derr error
@@ -304,7 +372,7 @@ func (t *Table) applyGroups(groups []netip.Addr) error {
 	if len(put)+len(del) > 0 {
 		t.log.Debug("routes applied", "replaced", len(put), "deleted", len(del))
 	}
-	return derr
+	return nil, derr
 }
 
 func sameRoute(a, b bpf.Route) bool {

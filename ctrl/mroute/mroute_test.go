@@ -242,3 +242,100 @@ func TestMLDChanges(t *testing.T) {
 		t.Fatalf("changes %+v", cs)
 	}
 }
+
+type failingReplace struct{ fakeDP }
+
+func (f *failingReplace) ReplaceRoutes([]bpf.Route) error { return errors.New("boom") }
+
+// TestSetUpstream: moving the upstream rewrites the incoming interface of
+// every learned route (and of adopted ones waiting for Prune) in one
+// batch; static routes keep theirs; later changes derive with the new
+// upstream; a refused batch keeps the old one.
+func TestSetUpstream(t *testing.T) {
+	const newUp = 11
+	dp := &fakeDP{routes: map[bpf.RouteKey]bpf.Route{}}
+	tb := New(dp, up, nil)
+	orphan := rt(un, []int{5}, 0)
+	orphan.Group = netip.MustParseAddr("ff3e::dead")
+	orphanStatic := bpf.Route{RouteKey: bpf.RouteKey{Source: s2, Group: orphan.Group}, IIf: up, OIfs: []int{5}, Flags: bpf.RouteStatic}
+	for _, r := range []bpf.Route{orphan, orphanStatic} {
+		dp.routes[r.RouteKey] = r
+	}
+	tb.Adopt([]bpf.Route{orphan, orphanStatic})
+	g2 := netip.MustParseAddr("ff3e::2")
+	if err := tb.SetStatic([]StaticRoute{{Source: s2, Group: g2, IIf: 7, OIfs: []int{4}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.SetMemberships(2, []Change{{Group: g, M: &Membership{Star: true}}, {Group: g2, M: &Membership{Star: true, Synced: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.SetMembership(g, 3, &Membership{Include: []netip.Addr{s1}}); err != nil {
+		t.Fatal(err)
+	}
+	before := tb.Routes()
+
+	n := dp.batches
+	if err := tb.SetUpstream(newUp); err != nil {
+		t.Fatal(err)
+	}
+	if dp.batches != n+1 {
+		t.Errorf("SetUpstream took %d dataplane writes, want 1", dp.batches-n)
+	}
+	iif := func(r bpf.Route) int {
+		if r.Flags&bpf.RouteStatic != 0 {
+			return r.IIf // static: its own
+		}
+		return newUp
+	}
+	after := tb.Routes()
+	if len(after) != len(before) || len(after) != 6 {
+		t.Fatalf("routes after SetUpstream: %+v, before %+v", after, before)
+	}
+	for i, r := range after {
+		w := before[i]
+		w.IIf = iif(w)
+		if !reflect.DeepEqual(r, w) {
+			t.Errorf("route %d: %+v, want %+v", i, r, w)
+		}
+		if !reflect.DeepEqual(dp.routes[r.RouteKey], r) {
+			t.Errorf("dataplane %+v, table %+v", dp.routes[r.RouteKey], r)
+		}
+	}
+	if r := dp.routes[bpf.RouteKey{Source: s2, Group: g2}]; r.IIf != 7 {
+		t.Errorf("static route's incoming interface %d, want 7", r.IIf)
+	}
+	if r := dp.routes[orphan.RouteKey]; r.IIf != newUp {
+		t.Errorf("adopted route's incoming interface %d, want %d", r.IIf, newUp)
+	}
+	// The same upstream again writes nothing; new memberships derive with
+	// the new upstream; Prune still removes the adopted routes.
+	n = dp.batches
+	if err := tb.SetUpstream(newUp); err != nil || dp.batches != n {
+		t.Errorf("SetUpstream to the same interface: %v, %d writes", err, dp.batches-n)
+	}
+	g3 := netip.MustParseAddr("ff3e::3")
+	if err := tb.SetMembership(g3, 2, &Membership{Star: true}); err != nil {
+		t.Fatal(err)
+	}
+	if r := dp.routes[bpf.RouteKey{Source: un, Group: g3}]; r.IIf != newUp {
+		t.Errorf("a route learned after the move comes from %d, want %d", r.IIf, newUp)
+	}
+	if err := tb.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := dp.routes[orphan.RouteKey]; ok {
+		t.Error("adopted route not pruned after the move")
+	}
+
+	// A refused batch: nothing changes, the old upstream stays.
+	fdp := &failingReplace{fakeDP{routes: map[bpf.RouteKey]bpf.Route{}}}
+	ft := New(fdp, up, nil)
+	ft.members[g] = []member{{oif: 2, m: Membership{Star: true}}}
+	ft.applied[g] = []bpf.Route{rt(un, []int{2}, 0)}
+	if err := ft.SetUpstream(newUp); err == nil {
+		t.Fatal("no error from a refused batch")
+	}
+	if ft.upstream != up || ft.Routes()[0].IIf != up {
+		t.Errorf("after a refused batch: upstream %d, routes %+v", ft.upstream, ft.Routes())
+	}
+}

@@ -9,6 +9,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -293,5 +294,72 @@ func TestLoopbackTCP(t *testing.T) {
 	eventually(t, "stranger rejected", func() bool { return b.Status().Stats.StrangersRejected == 1 })
 	if st := b.Status(); st.State != StateConnected {
 		t.Fatalf("listener state %v", st.State)
+	}
+}
+
+// TestRemoveProfile: a profile removed on the master's side is withdrawn
+// from the peer, whose profile goes down (not configured on the peer) and
+// keeps the entries it holds; the removed profile no longer sends. Added
+// again, it comes back up and its batch brings the receiver up to date.
+func TestRemoveProfile(t *testing.T) {
+	pr := newPair(t, nil)
+	for i := range 5 {
+		pr.ta.set(entryN(i, 100))
+	}
+	pr.pa.SetRole(RoleMaster)
+	pr.pb.SetRole(RoleBackup)
+	pr.run()
+	pr.settle("initial batch", pr.converged)
+
+	old := pr.pa
+	if !pr.a.RemoveProfile(bid) {
+		t.Fatal("RemoveProfile found no profile")
+	}
+	if pr.a.RemoveProfile(bid) {
+		t.Error("RemoveProfile removed a profile twice")
+	}
+	if pr.a.Profile(bid) != nil {
+		t.Error("the removed profile is still bound")
+	}
+	pr.settle("B's profile withdrawn", func() bool {
+		st := pr.pb.Status()
+		return st.Sync == SyncMismatch && strings.Contains(st.Mismatch, "not configured on the peer") && st.PeerState == RoleUnknown
+	})
+	if pr.tb.len() != 5 {
+		t.Errorf("B kept %d entries after the withdrawal, want 5", pr.tb.len())
+	}
+	if ids := pr.a.Status().UnknownPeerBackupIDs; len(ids) != 1 || ids[0] != bid {
+		t.Errorf("A's unknown peer backup-ids %v, want [%d]", ids, bid)
+	}
+	// The removed profile sends nothing and takes no role.
+	sent := old.Status().EntriesSent
+	e := entryN(7, 100)
+	pr.ta.set(e)
+	if err := old.Publish(OpUpsert, e); err != nil {
+		t.Fatal(err)
+	}
+	old.SetRole(RoleBackup)
+	pr.clk.Advance(time.Second)
+	time.Sleep(10 * time.Millisecond)
+	if st := old.Status(); st.EntriesSent != sent || st.State != RoleMaster {
+		t.Errorf("the removed profile: %+v", st)
+	}
+	if old.Master() {
+		t.Error("the removed profile still says master")
+	}
+	if pr.tb.len() != 5 {
+		t.Errorf("B got %d entries from a removed profile", pr.tb.len())
+	}
+
+	// Bound again (a reload re-created it): up, and B converges.
+	pr.ta.del(groupN(0))
+	pr.pa = pr.a.AddProfile(ProfileConfig{Name: "profile1", BackupID: bid}, pr.ta, pr.ta)
+	if pr.pa == old {
+		t.Fatal("AddProfile returned the removed profile")
+	}
+	pr.pa.SetRole(RoleMaster)
+	pr.settle("converged after the profile came back", pr.converged)
+	if pr.tb.len() != 5 || len(pr.a.Status().UnknownPeerBackupIDs) != 0 {
+		t.Errorf("B has %d entries, A's unknown peer backup-ids %v", pr.tb.len(), pr.a.Status().UnknownPeerBackupIDs)
 	}
 }

@@ -3,6 +3,7 @@ package rbs
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,6 +146,7 @@ type Profile struct {
 
 	role     Role
 	master   atomic.Bool // role == RoleMaster, read without s.mu by Publish
+	removed  bool        // RemoveProfile unbound it
 	up       bool
 	peerRole Role
 	mismatch string
@@ -197,6 +199,46 @@ func (s *Service) AddProfile(cfg ProfileConfig, src Source, sink Sink) *Profile 
 	return p
 }
 
+// RemoveProfile unbinds the profile with the given backup-id from the
+// service (a configuration reload removed it) and withdraws it from the
+// peer: a ProfileState with no service type, on which the peer's profile
+// goes down as if the backup-id were not configured here (its receiver
+// keeps its entries). The profile's Source and Sink are not called after
+// RemoveProfile returns, and Publish and SetRole on it do nothing. It
+// reports whether a profile with that backup-id was bound.
+func (s *Service) RemoveProfile(backupID uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.byID[backupID]
+	if p == nil {
+		return false
+	}
+	delete(s.byID, backupID)
+	s.profiles = slices.DeleteFunc(s.profiles, func(x *Profile) bool { return x == p })
+	p.removed, p.up = true, false
+	p.master.Store(false)
+	p.stopSending()
+	p.resetRx()
+	p.pubMu.Lock()
+	p.pending, p.pendOverflow = nil, false
+	p.pubMu.Unlock()
+	if s.cur != nil {
+		s.cur.send(&ProfileState{ProfileInfo{BackupID: backupID}})
+	}
+	s.log.Info("profile removed", p.logAttrs()...)
+	return true
+}
+
+// withdrawn handles the peer's removal of the profile (a ProfileState
+// with no service type): it goes down as if the peer lacked the
+// backup-id; a receiver keeps its entries. s.mu held.
+func (p *Profile) withdrawn() {
+	p.stopSending()
+	p.resetRx()
+	p.peerRole = RoleUnknown
+	p.sessionUp(ProfileInfo{}, false)
+}
+
 // Profile returns the profile with the given backup-id, or nil.
 func (s *Service) Profile(backupID uint32) *Profile {
 	s.mu.Lock()
@@ -221,7 +263,7 @@ func (p *Profile) SetRole(r Role) {
 	s := p.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r == p.role || r > RoleBackup {
+	if r == p.role || r > RoleBackup || p.removed {
 		return
 	}
 	old := p.role

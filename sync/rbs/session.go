@@ -838,6 +838,14 @@ func (s *Service) handle(c *conn, m Message) {
 	case *ResyncRequest:
 		s.toProfile(m.BackupID, m)
 	case *ProfileState:
+		if m.Services == 0 {
+			// The peer removed the profile (RemoveProfile).
+			delete(s.peerProfiles, m.BackupID)
+			if p := s.byID[m.BackupID]; p != nil {
+				p.withdrawn()
+			}
+			return
+		}
 		s.peerProfiles[m.BackupID] = m.ProfileInfo
 		if p := s.byID[m.BackupID]; p != nil {
 			p.peerState(m.ProfileInfo)

@@ -289,7 +289,7 @@ func (d *Daemon) vrrp6Status(r *http.Request) (any, error) {
 func (d *Daemon) rbsServices(r *http.Request) (any, error) {
 	name := r.URL.Query().Get("name")
 	out := []api.RemoteBackupService{}
-	for i, s := range d.services {
+	for i, s := range d.servicesSnapshot() {
 		if name != "" && s.cfg.Name != name {
 			continue
 		}
@@ -333,7 +333,7 @@ func (d *Daemon) rbsServices(r *http.Request) (any, error) {
 func (d *Daemon) rbsProfiles(r *http.Request) (any, error) {
 	name := r.URL.Query().Get("name")
 	out := []api.RemoteBackupProfile{}
-	for _, b := range d.backups {
+	for _, b := range d.backupsSnapshot() {
 		if name != "" && b.cfg.Name != name {
 			continue
 		}

@@ -52,22 +52,26 @@ type Daemon struct {
 	ifaces map[string]*iface // by name; guarded by mu
 	byIdx  map[int]*iface    // by ifindex; guarded by mu
 
-	// proxy is the upstream mld-proxy, nil in static mode; set once at
-	// start while MLD callbacks may already read it.
+	// proxy is the upstream mld-proxy, nil in static mode; set by the
+	// control path (start-up, a reload) while MLD callbacks may read it.
 	proxy atomic.Pointer[proxy]
 
-	services []rbsService
-	backups  []*backup
+	// The remote backup services and the profiles bound to interfaces;
+	// guarded by mu, replaced (never modified in place) by the control
+	// path.
+	services   []*rbsService
+	backups    []*backup
+	profileSeq int // numbers profiles for display; control path
 
 	wg sync.WaitGroup
 }
 
-// iface is a configured interface as the daemon sees it. name, index, mac,
-// backup and logger never change. The fields below "guarded by
-// Daemon.mu" change on reload (see Daemon); cfg and vrrp are replaced,
-// never modified in place. An interface bound to a hot-backup profile
-// keeps its mld for its lifetime (the profile's source and sink use it
-// without a lock): a reload that would change it is refused.
+// iface is a configured interface as the daemon sees it. name, index, mac
+// and logger never change. The fields below "guarded by Daemon.mu" change
+// on reload (see Daemon); cfg and vrrp are replaced, never modified in
+// place. While a hot-backup profile is bound to the interface (backup),
+// its mld stays: a reload unbinds the profile before it stops MLD, and
+// binds one only to a running MLD router.
 type iface struct {
 	name  string
 	index int
@@ -82,8 +86,8 @@ type iface struct {
 	vrrp      []*vrrpGroup
 	vrrpConn  *vrrp6.Conn
 	demux     *vrrp6.Demux
+	backup    *backup // the hot-backup profile bound here, if any
 
-	backup *backup     // the hot-backup profile bound here, if any
 	master atomic.Bool // the tracked VRRP6 group is Master
 	// ignoreReports is mld.ignore-reports-while-backup with a tracked
 	// group (read for every MLD message, so not under mu).
@@ -190,7 +194,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err := d.startVRRP(ctx); err != nil {
 		return err
 	}
-	if err := d.startProxy(ctx); err != nil {
+	if err := d.startProxy(ctx, d.cfg.Multicast.Upstream); err != nil {
 		return err
 	}
 	l, err := listenAPI(d.cfg.API.Socket)
@@ -223,14 +227,16 @@ func (d *Daemon) relearnGrace() time.Duration {
 
 func (d *Daemon) ensureAddresses() error {
 	for _, ifc := range d.ifaces {
-		if err := d.ensureIfaceAddresses(ifc); err != nil {
+		if err := d.ensureIfaceAddresses(ifc, ifc.cfg.Addresses); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (d *Daemon) ensureIfaceAddresses(ifc *iface) error {
+// ensureIfaceAddresses puts addrs on the interface (those it lacks), with
+// the interface keeping its addresses across a link flap.
+func (d *Daemon) ensureIfaceAddresses(ifc *iface, addrs []netip.Prefix) error {
 	// A router keeps its configured addresses across a link flap (Linux
 	// flushes IPv6 addresses on link down by default): the RBS session,
 	// VRRP and MLD sources must survive a cable pull.
@@ -238,7 +244,7 @@ func (d *Daemon) ensureIfaceAddresses(ifc *iface) error {
 	if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
 		d.log.Warn("keep addresses on link down", "interface", ifc.name, "err", err)
 	}
-	if len(ifc.cfg.Addresses) == 0 {
+	if len(addrs) == 0 {
 		return nil
 	}
 	l, err := netlink.LinkByIndex(ifc.index)
@@ -249,16 +255,40 @@ func (d *Daemon) ensureIfaceAddresses(ifc *iface) error {
 	if err != nil {
 		return fmt.Errorf("interface %s: list addresses: %w", ifc.name, err)
 	}
-	for _, p := range ifc.cfg.Addresses {
+	for _, p := range addrs {
 		if hasAddr(have, p) {
 			continue
 		}
-		a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 128)}, Flags: unix.IFA_F_NODAD}
-		if err := netlink.AddrAdd(l, a); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := netlink.AddrAdd(l, nlAddr(p)); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("interface %s: add %s: %w", ifc.name, p, err)
 		}
 	}
 	return nil
+}
+
+// removeIfaceAddresses takes addrs off the interface (a reload removed
+// them from its configuration); an address already gone is no error.
+func (d *Daemon) removeIfaceAddresses(ifc *iface, addrs []netip.Prefix) error {
+	if len(addrs) == 0 {
+		return nil
+	}
+	l, err := netlink.LinkByIndex(ifc.index)
+	if err != nil {
+		return fmt.Errorf("interface %s: %w", ifc.name, err)
+	}
+	var errs []error
+	for _, p := range addrs {
+		if err := netlink.AddrDel(l, nlAddr(p)); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("interface %s: remove %s: %w", ifc.name, p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// nlAddr is a configured address as netlink takes it: no duplicate
+// address detection (a router's configured address is its own).
+func nlAddr(p netip.Prefix) *netlink.Addr {
+	return &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 128)}, Flags: unix.IFA_F_NODAD}
 }
 
 func hasAddr(have []netlink.Addr, p netip.Prefix) bool {
@@ -387,7 +417,7 @@ func (d *Daemon) readMLD(ctx context.Context, conn *mld.Conn, log *slog.Logger, 
 
 func (d *Daemon) stopProtocols() {
 	d.shutdownVRRP()
-	d.stopProxy()
+	d.stopProxy(false)
 	for _, ifc := range d.ifaces {
 		if ifc.mld != nil {
 			ifc.mld.Stop()

@@ -142,7 +142,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	for _, s := range d.services {
+	for _, s := range d.servicesSnapshot() {
 		st := s.svc.Status()
 		up := 0.0
 		if st.State.String() == "connected" {
@@ -151,7 +151,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.rbsUp, up, st.Name)
 		counter(c.rbsStrangers, st.Stats.StrangersRejected, st.Name)
 	}
-	for _, b := range d.backups {
+	for _, b := range d.backupsSnapshot() {
 		st := b.profile.Status()
 		counter(c.rbsEntries, st.EntriesSent, b.cfg.Name, "sent")
 		counter(c.rbsEntries, st.EntriesReceived, b.cfg.Name, "received")

@@ -28,7 +28,10 @@ func (d *Daemon) applyMLD(ifc *iface, us []mld.Update, log *slog.Logger) {
 		log.Error("apply memberships", "changes", len(cs), "err", err)
 	}
 	d.refreshProxy(groups...)
-	if b := ifc.backup; b != nil && b.profile.Master() {
+	d.mu.RLock()
+	b := ifc.backup
+	d.mu.RUnlock()
+	if b != nil && b.profile.Master() {
 		now := time.Now()
 		for _, u := range us {
 			if linkScope(u.Group) {

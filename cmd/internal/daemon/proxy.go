@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 
 	"github.com/hotcast/hotcast/cmd/internal/config"
 	"github.com/hotcast/hotcast/ctrl/mld"
@@ -14,44 +15,65 @@ import (
 // the union of the downstream memberships so that an upstream router or
 // snooping switch sends the traffic (multicast.upstream.mode: mld-proxy).
 type proxy struct {
-	host *mld.Host
-	conn *mld.Conn
+	name   string // the upstream interface
+	host   *mld.Host
+	conn   *mld.Conn
+	sender *proxySender
 }
 
-func (d *Daemon) startProxy(ctx context.Context) error {
-	if d.cfg.Multicast.Upstream.Mode != config.UpstreamMLDProxy {
+// proxySender is the proxy host's Sender: the upstream socket until the
+// proxy stops, nothing after (the host's retransmission timers may still
+// fire).
+type proxySender struct {
+	conn    *mld.Conn
+	stopped atomic.Bool
+}
+
+func (s *proxySender) SendMLD(dst netip.Addr, icmp []byte) error {
+	if s.stopped.Load() {
 		return nil
 	}
-	up := d.ifaces[d.cfg.Multicast.Upstream.Interface]
-	ll, err := linkLocal(up.index)
-	if err != nil {
-		return fmt.Errorf("upstream %s: %w", up.cfg.Name, err)
+	return s.conn.SendMLD(dst, icmp)
+}
+
+// startProxy starts the mld-proxy host on the upstream interface when up
+// says so, and reports every current downstream group (control path).
+func (d *Daemon) startProxy(ctx context.Context, up config.Upstream) error {
+	if up.Mode != config.UpstreamMLDProxy {
+		return nil
 	}
-	log := d.log.With("component", "mld-proxy", "interface", up.cfg.Name)
-	conn, err := mld.Listen(up.cfg.Name, ll, log)
-	if err != nil {
-		return fmt.Errorf("upstream %s: mld socket: %w", up.cfg.Name, err)
+	ifc := d.ifaces[up.Interface]
+	if ifc == nil {
+		return fmt.Errorf("mld-proxy: upstream interface %q is not configured", up.Interface)
 	}
-	h, err := mld.NewHost(mld.HostConfig{Name: up.cfg.Name, Address: ll, Sender: conn, Logger: log})
+	ll, err := linkLocal(ifc.index)
+	if err != nil {
+		return fmt.Errorf("upstream %s: %w", ifc.name, err)
+	}
+	log := d.log.With("component", "mld-proxy", "interface", ifc.name)
+	conn, err := mld.Listen(ifc.name, ll, log)
+	if err != nil {
+		return fmt.Errorf("upstream %s: mld socket: %w", ifc.name, err)
+	}
+	snd := &proxySender{conn: conn}
+	h, err := mld.NewHost(mld.HostConfig{Name: ifc.name, Address: ll, Sender: snd, Logger: log})
 	if err != nil {
 		conn.Close()
-		return fmt.Errorf("upstream %s: %w", up.cfg.Name, err)
+		return fmt.Errorf("upstream %s: %w", ifc.name, err)
 	}
-	d.proxy.Store(&proxy{host: h, conn: conn})
+	d.proxy.Store(&proxy{name: ifc.name, host: h, conn: conn, sender: snd})
 	d.readMLD(ctx, conn, log, h.HandlePacket)
 	// Memberships learned before the proxy started.
 	var groups []netip.Addr
-	for _, ifc := range d.ifaces {
-		if ifc.mld == nil {
-			continue
-		}
-		for _, g := range ifc.mld.Groups() {
+	for _, m := range d.mldInstances() {
+		for _, g := range m.Groups() {
 			if !linkScope(g.Group) {
 				groups = append(groups, g.Group)
 			}
 		}
 	}
 	d.refreshProxy(groups...)
+	log.Info("mld-proxy started", "groups", len(groups))
 	return nil
 }
 
@@ -123,8 +145,23 @@ func proxyMembership(downstream []*mld.Interface, group netip.Addr) *mld.Members
 	return nil
 }
 
-func (d *Daemon) stopProxy() {
-	if p := d.proxy.Load(); p != nil {
-		p.conn.Close()
+// stopProxy stops the mld-proxy host, if one runs. With leave (a reload
+// moved the upstream or turned the proxy off) it first reports that it
+// no longer listens to any group (RFC 3810 §6.1 state-change reports to
+// INCLUDE {}), so that the upstream stops sending through this interface
+// at once; without (hotcastd stopping, the pinned fast path forwarding
+// on), upstream keeps its state until it times out.
+func (d *Daemon) stopProxy(leave bool) {
+	p := d.proxy.Swap(nil)
+	if p == nil {
+		return
+	}
+	if leave {
+		p.host.SetMemberships(nil)
+	}
+	p.sender.stopped.Store(true)
+	p.conn.Close()
+	if leave {
+		d.log.Info("mld-proxy stopped", "interface", p.name)
 	}
 }

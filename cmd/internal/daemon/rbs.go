@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/hotcast/hotcast/cmd/internal/config"
@@ -17,67 +19,152 @@ import (
 // master side publishes the interface's MLD entries, the backup side writes
 // what it receives into the interface's MLD state (marked synced), whose
 // changes reach the BPF maps through the route table like local ones.
+// Nothing in it changes: a reload that changes the profile or its service
+// unbinds it and binds a new one.
 type backup struct {
 	cfg     *config.RBP
 	svc     *rbs.Service
-	svcCfg  *config.RBS
 	profile *rbs.Profile
-	ifc     *iface // the profile's VRRP6 interface, where MLD runs
-	index   int    // Profile-Index for display
+	ifc     *iface         // the profile's VRRP6 interface, where MLD runs
+	mld     *mld.Interface // ifc's MLD router: it runs while the profile is bound
+	index   int            // Profile-Index for display
+}
+
+// rbsService is one running remote backup service. Its Run ends with
+// cancel; done is closed when it has.
+type rbsService struct {
+	cfg    *config.RBS
+	svc    *rbs.Service
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// newService builds (does not start) the service of a configuration.
+func newService(sc *config.RBS, sysname string, log *slog.Logger) (*rbs.Service, error) {
+	// Reconnect quickly: a returning master must be resynchronised well
+	// within its preempt delay (the reference uses 10 s), and a SYN every
+	// 2 s costs nothing.
+	c := rbs.Config{Name: sc.Name, SysName: sysname, Source: sc.SourceIPv6, Peer: sc.PeerIPv6, Port: sc.Port, HoldTime: sc.HoldTime,
+		ReconnectMin: 200 * time.Millisecond, ReconnectMax: 2 * time.Second}
+	if sc.TLS != nil {
+		tc, err := rbs.TLSConfig(sc.TLS.Cert, sc.TLS.Key, sc.TLS.CA)
+		if err != nil {
+			return nil, fmt.Errorf("remote-backup-service %s: %w", sc.Name, err)
+		}
+		c.TLS = tc
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("remote-backup-service %s: %w", sc.Name, err)
+	}
+	return rbs.New(c, log.With("component", "rbs", "service", sc.Name)), nil
 }
 
 func (d *Daemon) startRBS(ctx context.Context) error {
-	services := map[string]*rbs.Service{}
 	for i := range d.cfg.Services {
 		sc := &d.cfg.Services[i]
-		// Reconnect quickly: a returning master must be resynchronised
-		// well within its preempt delay (the reference uses 10 s), and a
-		// SYN every 2 s costs nothing.
-		c := rbs.Config{Name: sc.Name, SysName: d.cfg.Sysname, Source: sc.SourceIPv6, Peer: sc.PeerIPv6, Port: sc.Port, HoldTime: sc.HoldTime,
-			ReconnectMin: 200 * time.Millisecond, ReconnectMax: 2 * time.Second}
-		if sc.TLS != nil {
-			tc, err := rbs.TLSConfig(sc.TLS.Cert, sc.TLS.Key, sc.TLS.CA)
-			if err != nil {
-				return fmt.Errorf("remote-backup-services[%d] %s: %w", i, sc.Name, err)
-			}
-			c.TLS = tc
+		svc, err := newService(sc, d.cfg.Sysname, d.log)
+		if err != nil {
+			return err
 		}
-		if err := c.Validate(); err != nil {
-			return fmt.Errorf("remote-backup-services[%d] %s: %w", i, sc.Name, err)
-		}
-		svc := rbs.New(c, d.log.With("component", "rbs", "service", sc.Name))
-		services[sc.Name] = svc
-		d.services = append(d.services, rbsService{cfg: sc, svc: svc})
+		d.mu.Lock()
+		d.services = append(d.services, &rbsService{cfg: sc, svc: svc})
+		d.mu.Unlock()
 	}
 	for i := range d.cfg.Profiles {
-		pc := &d.cfg.Profiles[i]
-		ifc := d.ifaces[pc.VRRP6.Interface]
-		if ifc == nil || ifc.mld == nil {
-			return fmt.Errorf("remote-backup-profiles[%d] %s: interface %s has no mld", i, pc.Name, pc.VRRP6.Interface)
+		b, err := d.bindProfile(&d.cfg.Profiles[i])
+		if err != nil {
+			return err
 		}
-		b := &backup{cfg: pc, svc: services[pc.Service], svcCfg: d.cfg.Service(pc.Service), ifc: ifc, index: 0x1000 + i}
-		b.profile = b.svc.AddProfile(rbs.ProfileConfig{Name: pc.Name, BackupID: uint32(pc.BackupID)}, mldSource{b}, mldSink{b})
-		ifc.backup = b
-		d.backups = append(d.backups, b)
 		// Until its VRRP6 group decides (startVRRP runs next), a profile
 		// only receives.
 		b.setRole(false)
 	}
 	for _, s := range d.services {
-		d.wg.Add(1)
-		go func(svc *rbs.Service) {
-			defer d.wg.Done()
-			if err := svc.Run(ctx); err != nil {
-				d.log.Error("rbs service", "err", err)
-			}
-		}(s.svc)
+		d.runService(ctx, s)
 	}
 	return nil
 }
 
-type rbsService struct {
-	cfg *config.RBS
-	svc *rbs.Service
+// service returns the running service named name, or nil (control path).
+func (d *Daemon) service(name string) *rbsService {
+	for _, s := range d.services {
+		if s.cfg.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// bindProfile creates a profile on its running service and binds it to
+// its interface's MLD router (control path). Its role is still unknown.
+func (d *Daemon) bindProfile(pc *config.RBP) (*backup, error) {
+	ifc := d.ifaces[pc.VRRP6.Interface]
+	if ifc == nil || ifc.mld == nil {
+		return nil, fmt.Errorf("remote-backup-profile %s: interface %s has no mld (the profile backs up its MLD state)", pc.Name, pc.VRRP6.Interface)
+	}
+	s := d.service(pc.Service)
+	if s == nil {
+		return nil, fmt.Errorf("remote-backup-profile %s: remote-backup-service %s is not running", pc.Name, pc.Service)
+	}
+	b := &backup{cfg: pc, svc: s.svc, ifc: ifc, mld: ifc.mld, index: 0x1000 + d.profileSeq}
+	d.profileSeq++
+	b.profile = s.svc.AddProfile(rbs.ProfileConfig{Name: pc.Name, BackupID: uint32(pc.BackupID)}, mldSource{b}, mldSink{b})
+	d.mu.Lock()
+	ifc.backup = b
+	d.backups = append(slices.Clone(d.backups), b)
+	d.mu.Unlock()
+	return b, nil
+}
+
+// unbindProfile takes a profile off its interface: from now on MLD
+// changes are not published through it and VRRP6 transitions no longer
+// set its role (control path). The caller removes it from its service or
+// stops the service.
+func (d *Daemon) unbindProfile(b *backup) {
+	d.mu.Lock()
+	if b.ifc.backup == b {
+		b.ifc.backup = nil
+	}
+	d.backups = slices.DeleteFunc(slices.Clone(d.backups), func(x *backup) bool { return x == b })
+	d.mu.Unlock()
+}
+
+// runService runs a service until ctx ends or stopService.
+func (d *Daemon) runService(ctx context.Context, s *rbsService) {
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.done = make(chan struct{})
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer close(s.done)
+		if err := s.svc.Run(ctx); err != nil {
+			d.log.Error("rbs service", "service", s.cfg.Name, "err", err)
+		}
+	}()
+}
+
+// stopService ends a service's Run and waits for it: its session closes
+// (the peer is told "shutdown") and its profiles are no longer called.
+func (d *Daemon) stopService(s *rbsService) {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+}
+
+// backupsSnapshot returns the bound profiles (a snapshot, to use without
+// d.mu).
+func (d *Daemon) backupsSnapshot() []*backup {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.backups
+}
+
+// servicesSnapshot returns the running services (a snapshot).
+func (d *Daemon) servicesSnapshot() []*rbsService {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.services
 }
 
 func (b *backup) setRole(master bool) {
@@ -87,7 +174,7 @@ func (b *backup) setRole(master bool) {
 	}
 	// The peer is the authority now: what it replicates replaces what
 	// this router learned itself, so both end with the same entries.
-	b.ifc.mld.DisownAll()
+	b.mld.DisownAll()
 	b.profile.SetRole(rbs.RoleBackup)
 }
 
@@ -97,7 +184,7 @@ type mldSource struct{ b *backup }
 
 func (s mldSource) Snapshot(uint32) []rbs.MLDEntry {
 	now := time.Now()
-	gs := s.b.ifc.mld.Groups()
+	gs := s.b.mld.Groups()
 	out := make([]rbs.MLDEntry, 0, len(gs))
 	for _, g := range gs {
 		if !linkScope(g.Group) {
@@ -116,11 +203,11 @@ func (s mldSink) ReplaceAll(_ uint32, es []rbs.MLDEntry) error {
 	for _, e := range es {
 		st = append(st, mldbackup.FromEntry(e, now))
 	}
-	return s.b.ifc.mld.Import(st)
+	return s.b.mld.Import(st)
 }
 
 func (s mldSink) Upsert(_ uint32, e rbs.MLDEntry) error {
-	err := s.b.ifc.mld.Upsert(mldbackup.FromEntry(e, time.Now()))
+	err := s.b.mld.Upsert(mldbackup.FromEntry(e, time.Now()))
 	if err != nil && !isLocal(err) {
 		return err
 	}
@@ -128,7 +215,7 @@ func (s mldSink) Upsert(_ uint32, e rbs.MLDEntry) error {
 }
 
 func (s mldSink) Delete(_ uint32, g netip.Addr) error {
-	s.b.ifc.mld.Delete(g)
+	s.b.mld.Delete(g)
 	return nil
 }
 

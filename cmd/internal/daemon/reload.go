@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 
 	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/sync/rbs"
 	"github.com/vishvananda/netlink"
 )
 
@@ -20,6 +22,11 @@ var ErrNeedsRestart = errors.New("needs a restart")
 //
 //   - multicast.static-routes: as a difference (unchanged routes are not
 //     rewritten);
+//   - multicast.upstream: a new interface becomes the incoming interface
+//     of every learned route (one batch); the mld-proxy host starts, stops
+//     (leaving its groups upstream) or moves with the mode and interface;
+//   - interfaces[X].addresses: the addresses no longer configured are
+//     removed from X, the new ones added as at start-up;
 //   - interfaces[X].mld: the new parameters go to the running MLD router
 //     (learned groups and their routes stay; RFC 3810 timers already
 //     running keep going); enable starts MLD on X, disable stops it (X's
@@ -31,20 +38,25 @@ var ErrNeedsRestart = errors.New("needs a restart")
 //     if Master, virtual addresses and gate released);
 //   - interfaces[X].multicast-track-vrrp6: the gate follows the newly
 //     tracked group's state (forwards when untracked);
-//   - interfaces added or removed (not bound to a hot-backup profile): the
-//     fast path is attached and the protocols started, or the protocols
-//     stopped, the memberships removed and the programs detached and
-//     unpinned;
+//   - interfaces added or removed: the fast path is attached and the
+//     protocols started, or the protocols stopped, the memberships removed
+//     and the programs detached and unpinned;
+//   - remote-backup-services and remote-backup-profiles: a changed service
+//     is stopped and started anew, an added one started, a removed one
+//     stopped; a profile added, changed or on a replaced service is bound
+//     (anew) in its VRRP6 group's current role, a removed one unbound and
+//     withdrawn from the peer. MLD state and routes stay meanwhile (a
+//     standby keeps its synced entries until the new session's batch);
+//   - interfaces[X].remote-backup-profile: displayed from then on (the
+//     profile itself binds to its vrrp6.interface);
 //   - api: a changed socket or metrics address gets a new listener.
 //
-// Anything else (sysname, bpf, multicast.routing-enable and upstream, the
-// remote backup services and profiles, an interface's addresses, egress
-// or profile binding, MLD on or off on a profile's interface) is refused
-// as a whole with ErrNeedsRestart and the list of what cannot be applied:
-// then nothing at all is applied and the running configuration stays
-// (hotcastd can be restarted, which is hitless for the fast path). A step
-// that fails while applying is logged and left out; the running
-// configuration records what was applied.
+// Anything else (sysname, bpf, multicast.routing-enable, an interface's
+// egress) is refused as a whole with ErrNeedsRestart and the list of what
+// cannot be applied: then nothing at all is applied and the running
+// configuration stays (hotcastd can be restarted, which is hitless for
+// the fast path). A step that fails while applying is logged and left
+// out; the running configuration records what was applied.
 func (d *Daemon) Reload(next *config.Config) error {
 	d.ctl.Lock()
 	defer d.ctl.Unlock()
@@ -82,41 +94,23 @@ func (d *Daemon) Reload(next *config.Config) error {
 
 // refused lists the changes Reload cannot apply in place, with why.
 func (d *Daemon) refused(next *config.Config, changes []config.Change) []string {
-	old := d.cfg
 	var out []string
 	no := func(c config.Change, why string) { out = append(out, c.String()+" ("+why+")") }
 	for _, c := range changes {
-		name, rest, isIf := interfacePath(c.Path)
+		_, rest, isIf := interfacePath(c.Path)
 		switch {
-		case c.Path == "multicast.static-routes", c.Path == "api":
+		case c.Path == "multicast.static-routes", c.Path == "api", c.Path == "multicast.upstream":
+		case strings.HasPrefix(c.Path, "remote-backup-services["), strings.HasPrefix(c.Path, "remote-backup-profiles["):
 		case c.Path == "sysname":
 			no(c, "it names the socket, the pins and this router to its RBS peer")
 		case c.Path == "bpf":
 			no(c, "the dataplane is opened and pinned at start")
 		case c.Path == "multicast.routing-enable":
 			no(c, "it attaches or detaches the fast path on every interface")
-		case c.Path == "multicast.upstream":
-			no(c, "it is the incoming interface of every learned route and the mld-proxy host")
-		case strings.HasPrefix(c.Path, "remote-backup-"):
-			no(c, "hot-backup sessions and profiles are set up at start")
 		case !isIf:
 			no(c, "not applied in place")
-		case rest == "" && c.Op == config.Added:
-			if ic := next.Interface(name); ic.RemoteBackupProfile != "" || boundToProfile(next, name) {
-				no(c, "it is bound to a remote backup profile")
-			}
-		case rest == "" && c.Op == config.Removed:
-			if ic := old.Interface(name); ic.RemoteBackupProfile != "" || boundToProfile(old, name) {
-				no(c, "it is bound to a remote backup profile")
-			}
-		case rest == "mld":
-			o, n := old.Interface(name).MLD, next.Interface(name).MLD
-			if o.Enable != n.Enable && (boundToProfile(old, name) || old.Interface(name).RemoteBackupProfile != "") {
-				no(c, "the remote backup profile replicates this interface's MLD state")
-			}
-		case rest == "multicast-track-vrrp6", strings.HasPrefix(rest, "vrrp6["):
-		case rest == "addresses":
-			no(c, "interface addresses are set at start")
+		case rest == "", rest == "addresses", rest == "mld", rest == "multicast-track-vrrp6",
+			strings.HasPrefix(rest, "vrrp6["), rest == "remote-backup-profile":
 		case rest == "egress":
 			no(c, "routes through the interface are built for its egress mode")
 		default:
@@ -139,18 +133,15 @@ func interfacePath(path string) (name, rest string, ok bool) {
 	return s[:i], strings.TrimPrefix(s[i+1:], "."), true
 }
 
-// boundToProfile: a remote backup profile tracks a VRRP6 group on the
-// interface (its MLD state is what the profile replicates).
-func boundToProfile(c *config.Config, name string) bool {
-	return slices.ContainsFunc(c.Profiles, func(p config.RBP) bool { return p.VRRP6.Interface == name })
-}
-
 // prepared is what Reload acquires before changing anything: the added
-// interfaces resolved against the system and new listeners.
+// interfaces resolved against the system, new listeners and the hot-backup
+// services to start.
 type prepared struct {
-	added   map[string]*iface
-	api     net.Listener // the new API socket, if it changed
-	metrics net.Listener // the new metrics listener, if it changed and is on
+	added    map[string]*iface
+	api      net.Listener // the new API socket, if it changed
+	metrics  net.Listener // the new metrics listener, if it changed and is on
+	rbs      rbsPlan
+	services map[string]*rbs.Service // built, not running
 }
 
 func (p *prepared) close() {
@@ -183,6 +174,12 @@ func (d *Daemon) prepare(next *config.Config) (*prepared, error) {
 		}
 		p.added[ic.Name] = ifc
 	}
+	p.rbs = planRBS(d.cfg, next)
+	svcs, err := d.prepareRBS(next, &p.rbs)
+	if err != nil {
+		return nil, err
+	}
+	p.services = svcs
 	if s := next.API.Socket; s != d.cfg.API.Socket {
 		l, err := listenAPI(s)
 		if err != nil {
@@ -202,10 +199,16 @@ func (d *Daemon) prepare(next *config.Config) (*prepared, error) {
 }
 
 // apply makes the running daemon match next, in an order that keeps what
-// is unchanged undisturbed: interfaces are added first (static routes may
-// use them), then the static routes change, then the interfaces that stay
-// are changed, then the removed ones go (static routes no longer use
-// them), and last the listeners. d.cfg ends as what was applied.
+// is unchanged undisturbed and what is in use in place while used:
+// interfaces are added first (static routes, the upstream and profiles may
+// use them); the profiles and services that go are unbound and stopped
+// (before the MLD routers they use may stop); the static routes and the
+// upstream change; an mld-proxy that no longer serves its interface stops;
+// the interfaces that stay change; a new mld-proxy starts (MLD is off on
+// its interface by then); the new services and profiles start (their MLD
+// routers and VRRP6 groups run by then); the removed interfaces go (static
+// routes, the upstream and profiles no longer use them); last the
+// listeners. d.cfg ends as what was applied.
 func (d *Daemon) apply(next *config.Config, changes []config.Change, p *prepared) []error {
 	var errs []error
 	old := d.cfg
@@ -228,6 +231,7 @@ func (d *Daemon) apply(next *config.Config, changes []config.Change, p *prepared
 			}
 		}
 	}
+	d.dropRBS(&p.rbs)
 	staticOK := true
 	if static {
 		if err := d.setStatic(next); err != nil {
@@ -235,11 +239,23 @@ func (d *Daemon) apply(next *config.Config, changes []config.Change, p *prepared
 			staticOK = false
 		}
 	}
+	up, err := d.moveUpstream(old.Multicast.Upstream, next.Multicast.Upstream)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	for _, ic := range next.Interfaces {
 		if touched[ic.Name] {
 			errs = append(errs, d.changeIface(d.ifaces[ic.Name], &ic)...)
 		}
 	}
+	if next.Multicast.Upstream.Mode == config.UpstreamMLDProxy && up.Interface == next.Multicast.Upstream.Interface && d.proxy.Load() == nil {
+		if err := d.startProxy(d.ctx, next.Multicast.Upstream); err != nil {
+			errs = append(errs, err)
+		} else {
+			up.Mode = config.UpstreamMLDProxy
+		}
+	}
+	errs = append(errs, d.addRBS(next, &p.rbs, p.services)...)
 	for _, ic := range old.Interfaces {
 		if next.Interface(ic.Name) == nil {
 			if err := d.removeIface(d.ifaces[ic.Name]); err != nil {
@@ -253,9 +269,11 @@ func (d *Daemon) apply(next *config.Config, changes []config.Change, p *prepared
 	// value.
 	run := *next
 	run.API = api
+	run.Multicast.Upstream = up
 	if !staticOK {
 		run.Multicast.StaticRoutes = old.Multicast.StaticRoutes
 	}
+	run.Services, run.Profiles = d.rbsRecord()
 	run.Interfaces = make([]config.Interface, 0, len(d.ifaces))
 	for _, ic := range next.Interfaces {
 		if ifc := d.ifaces[ic.Name]; ifc != nil {
@@ -264,6 +282,40 @@ func (d *Daemon) apply(next *config.Config, changes []config.Change, p *prepared
 	}
 	d.cfg = &run
 	return errs
+}
+
+// moveUpstream applies a changed multicast.upstream up to starting a new
+// mld-proxy, which waits until the interfaces changed: a new interface
+// becomes the incoming interface of the learned routes, and a running
+// proxy that no longer serves the upstream (mode static, or another
+// interface) stops and leaves its groups there. It returns the upstream
+// now in force (mode mld-proxy only while a proxy runs).
+func (d *Daemon) moveUpstream(old, next config.Upstream) (config.Upstream, error) {
+	cur := old
+	if d.proxy.Load() == nil {
+		cur.Mode = config.UpstreamStatic
+	}
+	if old == next {
+		return cur, nil
+	}
+	var err error
+	if next.Interface != old.Interface {
+		idx := 0
+		if ifc := d.ifaces[next.Interface]; ifc != nil {
+			idx = ifc.index
+		}
+		if err = d.table.SetUpstream(idx); err != nil {
+			err = fmt.Errorf("upstream %s: %w", next.Interface, err)
+		} else {
+			cur.Interface = next.Interface
+			d.log.Info("reload: upstream interface moved", "from", old.Interface, "to", next.Interface, "ifindex", idx)
+		}
+	}
+	if p := d.proxy.Load(); p != nil && (next.Mode != config.UpstreamMLDProxy || p.name != next.Interface) {
+		d.stopProxy(true)
+		cur.Mode = config.UpstreamStatic
+	}
+	return cur, err
 }
 
 // setStatic applies next's static routes as a difference.
@@ -287,7 +339,7 @@ func (d *Daemon) setStatic(next *config.Config) error {
 // addresses, fast path, then its protocols.
 func (d *Daemon) addIface(ifc *iface) error {
 	log := ifc.log()
-	if err := d.ensureIfaceAddresses(ifc); err != nil {
+	if err := d.ensureIfaceAddresses(ifc, ifc.cfg.Addresses); err != nil {
 		log.Warn("reload: interface addresses", "err", err)
 	}
 	if d.cfg.Multicast.RoutingEnable {
@@ -366,6 +418,14 @@ func (d *Daemon) changeIface(ifc *iface, want *config.Interface) []error {
 	applied := *want
 	var errs []error
 
+	if !slices.Equal(old.Addresses, want.Addresses) {
+		if err := d.changeAddresses(ifc, old.Addresses, want.Addresses); err != nil {
+			// Recorded as before, so that the next reload tries again.
+			errs = append(errs, err)
+			applied.Addresses = old.Addresses
+		}
+	}
+
 	switch o, n := old.MLD, want.MLD; {
 	case o.Enable && !n.Enable:
 		d.stopIfaceMLD(ifc)
@@ -424,6 +484,29 @@ func (d *Daemon) changeIface(ifc *iface, want *config.Interface) []error {
 		d.resyncGate(ifc)
 	}
 	return errs
+}
+
+// changeAddresses makes the interface's configured addresses follow a
+// reload: those no longer configured are removed first (a prefix length
+// change is a removal and an addition), then the new ones are added as at
+// start-up. Other addresses (link-local, VRRP6 virtual IPs, addresses
+// not configured in hotcast) are left alone.
+func (d *Daemon) changeAddresses(ifc *iface, old, want []netip.Prefix) error {
+	var gone []netip.Prefix
+	for _, p := range old {
+		if !slices.Contains(want, p) {
+			gone = append(gone, p)
+		}
+	}
+	err := d.removeIfaceAddresses(ifc, gone)
+	if aerr := d.ensureIfaceAddresses(ifc, want); aerr != nil {
+		err = errors.Join(err, aerr)
+	}
+	if err != nil {
+		return err
+	}
+	ifc.log().Info("reload: addresses applied", "addresses", want, "removed", gone)
+	return nil
 }
 
 func vrrpEqual(a, b *config.VRRP6) bool {

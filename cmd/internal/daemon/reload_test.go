@@ -3,11 +3,15 @@ package daemon
 import (
 	"errors"
 	"log/slog"
+	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/hotcast/hotcast/bpf"
 	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/ctrl/mroute"
 )
 
 func loadConfig(t *testing.T, yaml string) *config.Config {
@@ -40,6 +44,11 @@ func TestReloadRefused(t *testing.T) {
 	}
 	base := string(b)
 	d := &Daemon{cfg: loadConfig(t, base), log: slog.New(slog.DiscardHandler)}
+	// The profile and the interface's binding to it.
+	profiles := base[strings.Index(base, "remote-backup-profiles:\n"):strings.Index(base, "interfaces:\n")]
+	const binding = "    remote-backup-profile: profile1       #  remote-backup-profile profile1\n"
+	moveProfile := []string{binding, "", "      interface: ge2\n", "      interface: ge4\n", "  - name: ge3 ",
+		"  - name: ge4\n    mld: {enable: true}\n    vrrp6: [{vrid: 1, virtual-ip: [fe80::4]}]\n    remote-backup-profile: profile1\n  - name: ge3 "}
 	for _, tc := range []struct {
 		name    string
 		edits   []string
@@ -54,12 +63,19 @@ func TestReloadRefused(t *testing.T) {
 			"  - name: ge1                             # interface GigabitEthernet0/1/1 (RBS link)\n", "  - name: ge1\n    mld: {enable: true}\n"}, nil},
 		{"api", []string{"  socket: /run/hotcast/DeviceA.sock ", "  socket: /run/hotcast/A2.sock\n  metrics-listen: \":9469\" "}, nil},
 		{"static routes", []string{"    mode: static\n", "    mode: static\n  static-routes:\n    - {group: ff3e::1:1, source: 2001:db8:40::2, interfaces: [ge1, ge2]}\n"}, nil},
+		{"addresses", []string{"[2001:db8:20::1/64]", "[2001:db8:21::1/64, 2001:db8:20::1/48]"}, nil},
+		{"upstream mode", []string{"    mode: static", "    mode: mld-proxy"}, nil},
+		{"upstream interface", []string{"    interface: ge3 ", "    interface: ge1 "}, nil},
+		{"rbs port and hold time", []string{"    port: 1025 ", "    port: 1026\n    hold-time: 6s "}, nil},
+		{"rbs tls", []string{"    port: 1025 ", "    port: 1025\n    tls: {cert: /x/a.crt, key: /x/a.key, ca: /x/ca.crt} "}, nil},
+		{"profile backup-id", []string{"    backup-id: 10 ", "    backup-id: 11 "}, nil},
+		{"profile and its binding removed, mld off", []string{binding, "", profiles, "", "      enable: true ", "      enable: false "}, nil},
+		{"the profile's interface renamed with the profile removed", []string{binding, "", profiles, "",
+			"  - name: ge2                             # interface GigabitEthernet0/1/2 (VRRP6 LAN)\n", "  - name: gx\n"}, nil},
+		{"profile moved to an added interface", moveProfile, nil},
 		{"sysname", []string{"sysname: DeviceA ", "sysname: DeviceZ "}, []string{"sysname modified (it names"}},
 		{"bpf", []string{"  xdp-mode: native", "  xdp-mode: generic"}, []string{"bpf modified"}},
-		{"upstream", []string{"    mode: static", "    mode: mld-proxy"}, []string{"multicast.upstream modified"}},
-		{"rbs port", []string{"    port: 1025 ", "    port: 1026 "}, []string{"remote-backup-services[service1] modified"}},
-		{"mld off on the profile's interface", []string{"      enable: true ", "      enable: false "}, []string{"interfaces[ge2].mld modified (the remote backup profile"}},
-		{"addresses", []string{"[2001:db8:20::1/64]", "[2001:db8:20::1/64, 2001:db8:21::1/64]"}, []string{"interfaces[ge3].addresses modified"}},
+		{"routing", []string{"  routing-enable: true ", "  routing-enable: false "}, []string{"multicast.routing-enable modified"}},
 		{"egress", []string{"  - name: ge1 ", "  - name: ge1\n    egress: clone "}, []string{"interfaces[ge1].egress modified"}},
 		{"mixed", []string{"sysname: DeviceA ", "sysname: DeviceZ ", "        priority: 200 ", "        priority: 100 "}, []string{"sysname modified"}},
 	} {
@@ -103,5 +119,117 @@ func TestInterfacePath(t *testing.T) {
 		if n != tc.name || r != tc.rest || ok != tc.ok {
 			t.Errorf("interfacePath(%q) = %q, %q, %v", tc.path, n, r, ok)
 		}
+	}
+}
+
+func deviceA(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../../configs/deviceA.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestPlanRBS: what a reload does to the hot backup: a changed service is
+// replaced with its profiles, a changed profile alone is rebound, the
+// rest is left running.
+func TestPlanRBS(t *testing.T) {
+	base := deviceA(t)
+	old := loadConfig(t, base)
+	service2 := "remote-backup-profiles:\n"
+	for _, tc := range []struct {
+		name        string
+		edits       []string
+		stop, start []string
+		drop, bind  []string
+	}{
+		{"nothing", []string{"        priority: 200 ", "        priority: 100 "}, nil, nil, nil, nil},
+		{"service port", []string{"    port: 1025 ", "    port: 1026 "}, []string{"service1"}, []string{"service1"}, []string{"profile1"}, []string{"profile1"}},
+		{"service tls", []string{"    port: 1025 ", "    port: 1025\n    tls: {cert: /x/a.crt, key: /x/a.key, ca: /x/ca.crt} "},
+			[]string{"service1"}, []string{"service1"}, []string{"profile1"}, []string{"profile1"}},
+		{"profile backup-id", []string{"    backup-id: 10 ", "    backup-id: 11 "}, nil, nil, []string{"profile1"}, []string{"profile1"}},
+		{"service added, profile added on it", []string{service2, "  - {name: service2, peer-ipv6: 2001:db8:11::2, source-ipv6: 2001:db8:11::1}\n" + service2 +
+			"  - {name: profile2, service-type: [mld], backup-id: 10, remote-backup-service: service2, vrrp6: {vrid: 1, interface: ge2}}\n"},
+			nil, []string{"service2"}, nil, []string{"profile2"}},
+		{"profile removed", []string{"    remote-backup-profile: profile1       #  remote-backup-profile profile1\n", "",
+			base[strings.Index(base, "remote-backup-profiles:\n"):strings.Index(base, "interfaces:\n")], ""}, nil, nil, []string{"profile1"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			next := loadConfig(t, edit(t, base, tc.edits...))
+			pl := planRBS(old, next)
+			keys := func(m map[string]bool) []string {
+				var out []string
+				for k := range m {
+					out = append(out, k)
+				}
+				slices.Sort(out)
+				return out
+			}
+			if !slices.Equal(keys(pl.stop), tc.stop) || !slices.Equal(pl.start, tc.start) || !slices.Equal(keys(pl.drop), tc.drop) || !slices.Equal(pl.bind, tc.bind) {
+				t.Errorf("plan: stop %v start %v drop %v bind %v; want stop %v start %v drop %v bind %v",
+					keys(pl.stop), pl.start, keys(pl.drop), pl.bind, tc.stop, tc.start, tc.drop, tc.bind)
+			}
+			if pl.empty() != (tc.stop == nil && tc.start == nil && tc.drop == nil && tc.bind == nil) {
+				t.Errorf("empty() = %v", pl.empty())
+			}
+		})
+	}
+}
+
+// TestCheckProfiles: a profile backs up its interface's MLD state, so
+// MLD cannot be turned off under a profile that stays (start-up refuses
+// it too); with the profile removed it can.
+func TestCheckProfiles(t *testing.T) {
+	base := deviceA(t)
+	off := edit(t, base, "      enable: true ", "      enable: false ")
+	if err := checkProfiles(loadConfig(t, off)); err == nil || !strings.Contains(err.Error(), "profile1: interface ge2 has no mld.enable") {
+		t.Errorf("mld off under profile1: %v", err)
+	}
+	if err := checkProfiles(loadConfig(t, base)); err != nil {
+		t.Errorf("deviceA: %v", err)
+	}
+}
+
+type fakeDP struct{ routes map[bpf.RouteKey]bpf.Route }
+
+func (f *fakeDP) ReplaceRoutes(rs []bpf.Route) error {
+	for _, r := range rs {
+		f.routes[r.RouteKey] = r
+	}
+	return nil
+}
+
+func (f *fakeDP) DeleteRoutes(ks []bpf.RouteKey) error {
+	for _, k := range ks {
+		delete(f.routes, k)
+	}
+	return nil
+}
+
+// TestMoveUpstream: in static mode a new upstream interface becomes the
+// incoming interface of the learned routes; what is recorded is what
+// runs.
+func TestMoveUpstream(t *testing.T) {
+	dp := &fakeDP{routes: map[bpf.RouteKey]bpf.Route{}}
+	d := &Daemon{log: slog.New(slog.DiscardHandler), table: mroute.New(dp, 3, nil),
+		ifaces: map[string]*iface{"ge3": {name: "ge3", index: 3}, "ge4": {name: "ge4", index: 4}}}
+	g := netip.MustParseAddr("ff3e::1")
+	if err := d.table.SetMembership(g, 2, &mroute.Membership{Star: true}); err != nil {
+		t.Fatal(err)
+	}
+	old := config.Upstream{Interface: "ge3", Mode: config.UpstreamStatic}
+	next := config.Upstream{Interface: "ge4", Mode: config.UpstreamStatic}
+	up, err := d.moveUpstream(old, next)
+	if err != nil || up != next {
+		t.Fatalf("moveUpstream: %+v, %v", up, err)
+	}
+	if r := dp.routes[bpf.RouteKey{Source: netip.IPv6Unspecified(), Group: g}]; r.IIf != 4 {
+		t.Errorf("learned route after the move: %+v", r)
+	}
+	// mld-proxy requested: recorded as static until the proxy runs.
+	proxied := config.Upstream{Interface: "ge4", Mode: config.UpstreamMLDProxy}
+	if up, err := d.moveUpstream(next, proxied); err != nil || up != next {
+		t.Errorf("moveUpstream to mld-proxy: %+v, %v (the proxy starts later)", up, err)
 	}
 }

@@ -185,7 +185,7 @@ func (d *Daemon) onTransition(g *vrrpGroup, tr vrrp6.Transition) {
 	ifc.gateMu.Unlock()
 	// The hot-backup profile bound to this VRRP6 group follows its role:
 	// Master sends, Backup receives.
-	for _, b := range d.backups {
+	for _, b := range d.backupsSnapshot() {
 		if b.cfg.VRRP6.Interface == ifc.name && b.cfg.VRRP6.VRID == tr.VRID {
 			b.setRole(master)
 		}
