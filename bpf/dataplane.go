@@ -670,15 +670,17 @@ func (d *Dataplane) DeleteIface(ifindex int) error {
 	return d.reclaimIdleSets(func(s *oifSet) bool { return slices.Contains(s.oifs, ifindex) }, 0)
 }
 
-func setName(oifs []int) string {
-	var b strings.Builder
+func setName(oifs []int) string { return string(appendSetName(nil, oifs)) }
+
+// appendSetName appends the canonical name of a sorted member list.
+func appendSetName(b []byte, oifs []int) []byte {
 	for i, o := range oifs {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		b.WriteString(strconv.Itoa(o))
+		b = strconv.AppendInt(b, int64(o), 10)
 	}
-	return b.String()
+	return b
 }
 
 // acquireSet returns the set for oifs (sorted, deduplicated), creating its
@@ -687,14 +689,16 @@ func (d *Dataplane) acquireSet(oifs []int) (*oifSet, error) {
 	if len(oifs) == 0 {
 		return nil, nil
 	}
-	name := setName(oifs)
-	if s, ok := d.sets[name]; ok {
+	var buf [64]byte
+	key := appendSetName(buf[:0], oifs)
+	if s, ok := d.sets[string(key)]; ok { // no allocation for the lookup
 		if s.refs == 0 {
 			d.idleSets--
 		}
 		s.refs++
 		return s, nil
 	}
+	name := string(key)
 	if len(d.freeSets) == 0 && d.nextSet >= d.maxSets {
 		// Ids ran out: give up one idle set (each removal waits for an
 		// RCU grace period).
@@ -817,10 +821,24 @@ func (d *Dataplane) allocStats() (uint32, error) {
 	return idx, nil
 }
 
+// normalizeOIfs returns oifs sorted and deduplicated: oifs itself when it
+// already is (the route table's are), else a sorted copy.
 func normalizeOIfs(oifs []int) []int {
+	if slices.IsSorted(oifs) && !hasAdjacentDup(oifs) {
+		return oifs
+	}
 	out := slices.Clone(oifs)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+func hasAdjacentDup(s []int) bool {
+	for i := 1; i < len(s); i++ {
+		if s[i] == s[i-1] {
+			return true
+		}
+	}
+	return false
 }
 
 // ReplaceRoutes adds or replaces routes in one batch map update. A route's

@@ -47,7 +47,15 @@ type source struct {
 }
 
 func newGroup(addr netip.Addr) *group {
-	return &group{addr: addr, sources: make(map[netip.Addr]*source)}
+	return &group{addr: addr} // sources made on the first one: most groups have none
+}
+
+// put sets source a's record, creating the map if needed.
+func (g *group) put(a netip.Addr, s *source) {
+	if g.sources == nil {
+		g.sources = make(map[netip.Addr]*source)
+	}
+	g.sources[a] = s
 }
 
 func (g *group) empty() bool { return g.mode == Include && len(g.sources) == 0 }
@@ -66,7 +74,7 @@ func (g *group) setTimer(a netip.Addr, t time.Time) {
 		s.timer = t
 		return
 	}
-	g.sources[a] = &source{timer: t}
+	g.put(a, &source{timer: t})
 }
 
 // applyRecord applies one record to g per the tables of RFC 3810 §7.4.1
@@ -108,7 +116,7 @@ func (i *Interface) applyRecordState(g *group, typ RecordType, b []netip.Addr, n
 			}
 			for _, a := range b {
 				if g.sources[a] == nil {
-					g.sources[a] = &source{} // timer 0: excluded
+					g.put(a, &source{}) // timer 0: excluded
 				}
 			}
 			g.mode = Exclude
@@ -164,7 +172,7 @@ func (i *Interface) applyRecordState(g *group, typ RecordType, b []netip.Addr, n
 		for _, a := range b {
 			s := g.sources[a]
 			if s == nil {
-				g.sources[a] = &source{timer: newT}
+				g.put(a, &source{timer: newT})
 				aMinusY = append(aMinusY, a)
 			} else if !s.timer.IsZero() {
 				aMinusY = append(aMinusY, a)
@@ -180,7 +188,7 @@ func (i *Interface) applyRecordState(g *group, typ RecordType, b []netip.Addr, n
 		for _, a := range b {
 			s := g.sources[a]
 			if s == nil {
-				g.sources[a] = &source{timer: g.timer}
+				g.put(a, &source{timer: g.timer})
 				aMinusY = append(aMinusY, a)
 			} else if !s.timer.IsZero() {
 				aMinusY = append(aMinusY, a)

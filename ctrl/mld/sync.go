@@ -45,7 +45,7 @@ func (i *Interface) upsert(st GroupState) error {
 		if st.Mode == Include && s.Expires.IsZero() {
 			continue
 		}
-		ng.sources[s.Addr] = &source{timer: s.Expires}
+		ng.put(s.Addr, &source{timer: s.Expires})
 	}
 	if g == nil {
 		if ng.empty() {

@@ -300,20 +300,28 @@ type Message interface {
 
 // Marshal encodes m as a complete frame (header and payload).
 func Marshal(m Message) ([]byte, error) {
-	b := make([]byte, HeaderLen, HeaderLen+64)
-	b, err := m.appendPayload(b)
+	return AppendMarshal(make([]byte, 0, HeaderLen+64), m)
+}
+
+// AppendMarshal appends m's complete frame to dst. On error dst is
+// returned unchanged (up to its length).
+func AppendMarshal(dst []byte, m Message) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, make([]byte, HeaderLen)...)
+	b, err := m.appendPayload(dst)
 	if err != nil {
-		return nil, fmt.Errorf("rbs: marshal %s: %w", m.Type(), err)
+		return dst[:start], fmt.Errorf("rbs: marshal %s: %w", m.Type(), err)
 	}
-	n := len(b) - HeaderLen
+	n := len(b) - start - HeaderLen
 	if n > MaxPayload {
-		return nil, fmt.Errorf("rbs: marshal %s: %d bytes: %w", m.Type(), n, ErrTooLarge)
+		return b[:start], fmt.Errorf("rbs: marshal %s: %d bytes: %w", m.Type(), n, ErrTooLarge)
 	}
-	copy(b[0:4], Magic)
-	b[4] = Version
-	b[5] = byte(m.Type())
-	binary.BigEndian.PutUint16(b[6:8], 0)
-	binary.BigEndian.PutUint32(b[8:12], uint32(n))
+	h := b[start : start+HeaderLen]
+	copy(h[0:4], Magic)
+	h[4] = Version
+	h[5] = byte(m.Type())
+	binary.BigEndian.PutUint16(h[6:8], 0)
+	binary.BigEndian.PutUint32(h[8:12], uint32(n))
 	return b, nil
 }
 

@@ -273,3 +273,35 @@ func TestReaderErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendMarshal: frames appended to one buffer read back as the same
+// messages, in order; a refused message leaves the buffer as it was.
+func TestAppendMarshal(t *testing.T) {
+	var buf []byte
+	var want []Message
+	for name, m := range sampleMessages() {
+		var err error
+		if buf, err = AppendMarshal(buf, m); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want = append(want, m)
+	}
+	before := len(buf)
+	buf, err := AppendMarshal(buf, &Entry{Op: OpUpsert, MLD: sampleEntry()}) // seq 0
+	if !errors.Is(err, ErrInvalidField) || len(buf) != before {
+		t.Fatalf("invalid message: err %v, buffer %d -> %d bytes", err, before, len(buf))
+	}
+	r := NewReader(bytes.NewReader(buf))
+	for i, w := range want {
+		got, _, err := r.ReadMessage()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(got, w) {
+			t.Fatalf("frame %d: got %+v, want %+v", i, got, w)
+		}
+	}
+	if _, _, err := r.ReadMessage(); err != io.EOF {
+		t.Fatalf("after the last frame: %v, want io.EOF", err)
+	}
+}

@@ -509,9 +509,7 @@ func (p *Profile) startBatch(why string) {
 	p.tx.epoch++
 	id, epoch, n := p.cfg.BackupID, p.tx.epoch, uint64(len(entries))
 	s.sendLocked(&BatchBegin{BackupID: id, Epoch: epoch, Count: uint32(n)})
-	for i, e := range entries {
-		s.sendLocked(&Entry{BackupID: id, Seq: uint64(i + 1), Op: OpUpsert, MLD: e})
-	}
+	s.sendEntriesLocked(id, entries)
 	s.sendLocked(&BatchEnd{BackupID: id, Epoch: epoch, Seq: n})
 	p.tx.active = true
 	p.tx.next = n + 1

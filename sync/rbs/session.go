@@ -464,7 +464,7 @@ type conn struct {
 
 	qmu     sync.Mutex
 	qcond   *sync.Cond
-	q       [][]byte
+	q       []queued
 	qbytes  int
 	closing bool // flush the queue, then close
 	closed  bool
@@ -681,6 +681,12 @@ func (c *conn) armKeepalive() {
 	})
 }
 
+// queued is frames waiting for the writer: one, or a run of a batch.
+type queued struct {
+	b      []byte
+	frames int
+}
+
 // send queues m; s.mu held (it orders sends).
 func (c *conn) send(m Message) {
 	b, err := Marshal(m)
@@ -689,6 +695,37 @@ func (c *conn) send(m Message) {
 		c.s.log.Error("marshal failed", "type", m.Type(), "err", err)
 		return
 	}
+	c.enqueue(b, 1)
+}
+
+// sendEntries queues a batch's entries, numbered from 1, as a few large
+// buffers (not one allocation and queue slot per entry); s.mu held.
+func (c *conn) sendEntries(backupID uint32, es []MLDEntry) {
+	const chunk = 256 << 10
+	buf := make([]byte, 0, chunk)
+	n := 0
+	for i, e := range es {
+		m := Entry{BackupID: backupID, Seq: uint64(i + 1), Op: OpUpsert, MLD: e}
+		b, err := AppendMarshal(buf, &m)
+		if err != nil {
+			// As send: the receiver sees the gap and asks for a resync.
+			c.s.stats.Errors["marshal"]++
+			c.s.log.Error("marshal failed", "type", m.Type(), "err", err)
+			continue
+		}
+		buf, n = b, n+1
+		if len(buf) >= chunk-1024 {
+			c.enqueue(buf, n)
+			buf, n = make([]byte, 0, chunk), 0
+		}
+	}
+	if n > 0 {
+		c.enqueue(buf, n)
+	}
+}
+
+// enqueue hands frames to the writer; s.mu held.
+func (c *conn) enqueue(b []byte, frames int) {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	if c.closed || c.closing {
@@ -702,7 +739,7 @@ func (c *conn) send(m Message) {
 		c.qcond.Broadcast()
 		return
 	}
-	c.q = append(c.q, b)
+	c.q = append(c.q, queued{b, frames})
 	c.qbytes += len(b)
 	c.qcond.Signal()
 }
@@ -757,13 +794,13 @@ func (c *conn) writeLoop() {
 		}
 		c.qmu.Unlock()
 
-		for _, b := range batch {
-			if _, err := w.Write(b); err != nil {
+		for _, q := range batch {
+			if _, err := w.Write(q.b); err != nil {
 				c.writeFailed(err)
 				return
 			}
-			c.s.msgsOut.Add(1)
-			c.s.bytesOut.Add(uint64(len(b)))
+			c.s.msgsOut.Add(uint64(q.frames))
+			c.s.bytesOut.Add(uint64(len(q.b)))
 		}
 		if err := w.Flush(); err != nil {
 			c.writeFailed(err)
@@ -899,5 +936,12 @@ func (s *Service) established(c *conn, h *Hello) {
 func (s *Service) sendLocked(m Message) {
 	if s.cur != nil && s.cur.established {
 		s.cur.send(m)
+	}
+}
+
+// sendEntriesLocked sends a batch's entries (see conn.sendEntries).
+func (s *Service) sendEntriesLocked(backupID uint32, es []MLDEntry) {
+	if s.cur != nil && s.cur.established {
+		s.cur.sendEntries(backupID, es)
 	}
 }
