@@ -31,27 +31,6 @@ type reference struct {
 	cfgA, cfgB           string // the daemons' configurations (newRef), for reloads
 }
 
-const refYAML = `
-sysname: %[1]s
-api: {socket: "%%SOCKET%%"}
-bpf: {pin-path: "%%PIN%%"}
-multicast:
-  routing-enable: true
-  upstream: {interface: %[2]s, mode: static}
-%[6]s
-interfaces:
-  - name: ge1
-    addresses: ["2001:db8:10::%[5]d/64"]
-  - name: %[3]s
-    addresses: ["2001:db8:50::%[5]d/64"]
-    mld: {enable: true, query-interval: 5s, max-response-time: 1s, last-listener-query-interval: 500ms, ignore-reports-while-backup: %[7]v}
-    vrrp6:
-      - {vrid: 1, virtual-ip: ["fe80::1", "2001:db8::50"], priority: %[4]d, preempt-delay: 10s, advertise-interval: 100ms}
-    multicast-track-vrrp6: 1
-%[8]s
-  - name: %[2]s
-`
-
 const rbsYAML = `
 remote-backup-services:
   - {name: service1, peer-ipv6: "2001:db8:10::%d", source-ipv6: "2001:db8:10::%d", port: 1025}
@@ -59,52 +38,9 @@ remote-backup-profiles:
   - {name: profile1, service-type: [mld], backup-id: 10, remote-backup-service: service1, peer-backup: hot, vrrp6: {vrid: 1, interface: %s}}
 `
 
-func newReference(t *testing.T, hot bool) *reference {
-	t.Helper()
-	r := &reference{meter: map[string]*labtest.GapMeter{}}
-	r.src, r.upsw, r.lan = netnstest.New(t, "src"), netnstest.New(t, "usw"), netnstest.New(t, "lan")
-	r.a, r.b = netnstest.New(t, "A"), netnstest.New(t, "B")
-	var up, lan []*netnstest.Link
-	var l *netnstest.Link
-	r.s0, l = netnstest.Veth(t, r.src, "s0", r.upsw, "p-src")
-	up = append(up, l)
-	_, l = netnstest.Veth(t, r.a, "ge3", r.upsw, "p-a")
-	up = append(up, l)
-	_, l = netnstest.Veth(t, r.b, "ge2", r.upsw, "p-b")
-	up = append(up, l)
-	_, l = netnstest.Veth(t, r.a, "ge2", r.lan, "p-a")
-	lan = append(lan, l)
-	_, l = netnstest.Veth(t, r.b, "ge3", r.lan, "p-b")
-	lan = append(lan, l)
-	netnstest.Veth(t, r.a, "ge1", r.b, "ge1")
-	for _, port := range lan {
-		labtest.NewReceiver(t, port) // switch ports receive XDP-redirected frames
-	}
-	hostNS := map[string]*netnstest.NS{"v2": netnstest.New(t, "hv2"), "v1": netnstest.New(t, "hv1")}
-	hostNS["v1"].Sysctl(t, "net/ipv6/conf/all/force_mld_version", "1")
-	hostNS["v1"].Sysctl(t, "net/ipv6/conf/default/force_mld_version", "1")
-	r.hv2, l = netnstest.Veth(t, hostNS["v2"], "eth0", r.lan, "p-h2")
-	lan = append(lan, l)
-	r.hv1, l = netnstest.Veth(t, hostNS["v1"], "eth0", r.lan, "p-h1")
-	lan = append(lan, l)
-	netnstest.Bridge(t, r.upsw, "br0", up...)
-	netnstest.Switch(t, r.lan, "br0", lan...) // DeviceC: a plain switch
-	r.meter["v2"] = labtest.NewGapMeter(t, r.hv2)
-	r.meter["v1"] = labtest.NewGapMeter(t, r.hv1)
-
-	d, ctl := labtest.Binaries(t)
-	cfg := func(name, upIf, lanIf string, prio, n, peer int, ignore bool) string {
-		rb, prof := "", ""
-		if hot {
-			rb = fmt.Sprintf(rbsYAML, peer, n, lanIf)
-			prof = "    remote-backup-profile: profile1"
-		}
-		return fmt.Sprintf(refYAML, name, upIf, lanIf, prio, n, rb, ignore, prof)
-	}
-	r.da = labtest.StartDaemon(t, r.a, d, ctl, cfg("DeviceA", "ge3", "ge2", 200, 1, 2, true))
-	r.db = labtest.StartDaemon(t, r.b, d, ctl, cfg("DeviceB", "ge2", "ge3", 120, 2, 1, true))
-	return r
-}
+// newReference is the reference scenario as the issue gives it: 100 ms
+// adverts, 10 s preempt delay; hot with RBS, cold without.
+func newReference(t *testing.T, hot bool) *reference { return newRef(t, refOpts{hot: hot}) }
 
 func learnedRoutes(t *testing.T, d *labtest.Daemon) []string {
 	t.Helper()

@@ -19,8 +19,7 @@ import (
 	"github.com/hotcast/hotcast/sync/rbs"
 )
 
-// refOpts parameterises the reference topology (newReference uses the
-// fixed refYAML: 100 ms adverts, 10 s preempt delay).
+// refOpts parameterises the reference topology (newRef).
 type refOpts struct {
 	hot     bool
 	advert  time.Duration // VRRP6 advertise-interval, default 100 ms
@@ -50,7 +49,7 @@ interfaces:
   - name: %[2]s
 `
 
-// newRef builds the reference topology of newReference with opts.
+// newRef builds the reference topology (see reference) with opts.
 func newRef(t *testing.T, o refOpts) *reference {
 	t.Helper()
 	if o.advert == 0 {
@@ -76,7 +75,7 @@ func newRef(t *testing.T, o refOpts) *reference {
 	lan = append(lan, l)
 	netnstest.Veth(t, r.a, "ge1", r.b, "ge1")
 	for _, port := range lan {
-		labtest.NewReceiver(t, port)
+		labtest.NewReceiver(t, port) // switch ports receive XDP-redirected frames
 	}
 	hv2, hv1 := netnstest.New(t, "hv2"), netnstest.New(t, "hv1")
 	hv1.Sysctl(t, "net/ipv6/conf/all/force_mld_version", "1")
@@ -90,7 +89,7 @@ func newRef(t *testing.T, o refOpts) *reference {
 	r.hv1, l = netnstest.Veth(t, hv1, "eth0", r.lan, "p-h1")
 	lan = append(lan, l)
 	netnstest.Bridge(t, r.upsw, "br0", up...)
-	netnstest.Switch(t, r.lan, "br0", lan...)
+	netnstest.Switch(t, r.lan, "br0", lan...) // DeviceC: a plain switch
 	r.meter["v2"] = labtest.NewGapMeter(t, r.hv2)
 	r.meter["v1"] = labtest.NewGapMeter(t, r.hv1)
 

@@ -123,10 +123,7 @@ func (t *Table) SetStatic(rs []StaticRoute) error {
 // SetMembership sets (or with m nil, removes) one interface's membership in
 // a group and applies the resulting routes at once.
 func (t *Table) SetMembership(group netip.Addr, oif int, m *Membership) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.setMembership(group, oif, m)
-	return t.applyGroups([]netip.Addr{group})
+	return t.SetMemberships(oif, []Change{{Group: group, M: m}})
 }
 
 // SetMemberships applies a batch of one interface's changes (everything MLD

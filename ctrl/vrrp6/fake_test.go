@@ -5,83 +5,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hotcast/hotcast/internal/clock/clocktest"
 )
 
-// fakeClock is a manual Clock: timers fire only inside Advance, in deadline
-// order, with Now set to each timer's deadline.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	seq    int
-	timers []*fakeTimer
-}
-
-type fakeTimer struct {
-	c       *fakeClock
-	when    time.Time
-	seq     int
-	f       func()
-	stopped bool
-	fired   bool
-}
+type fakeClock = clocktest.Fake
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2024, 4, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.seq++
-	t := &fakeTimer{c: c, when: c.now.Add(d), seq: c.seq, f: f}
-	c.timers = append(c.timers, t)
-	return t
-}
-
-func (t *fakeTimer) Stop() bool {
-	t.c.mu.Lock()
-	defer t.c.mu.Unlock()
-	active := !t.stopped && !t.fired
-	t.stopped = true
-	return active
-}
-
-// Advance moves time forward by d, firing due timers (including timers
-// scheduled by the callbacks) in order.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	end := c.now.Add(d)
-	c.mu.Unlock()
-	for {
-		c.mu.Lock()
-		var next *fakeTimer
-		live := c.timers[:0]
-		for _, t := range c.timers {
-			if t.stopped || t.fired {
-				continue
-			}
-			live = append(live, t)
-			if !t.when.After(end) && (next == nil || t.when.Before(next.when) || (t.when.Equal(next.when) && t.seq < next.seq)) {
-				next = t
-			}
-		}
-		c.timers = live
-		if next == nil {
-			c.now = end
-			c.mu.Unlock()
-			return
-		}
-		next.fired = true
-		c.now = next.when
-		c.mu.Unlock()
-		next.f()
-	}
+	return clocktest.New(time.Date(2024, 4, 1, 0, 0, 0, 0, time.UTC))
 }
 
 // node is a Router's Sender and Actions in tests. With a lan it delivers

@@ -605,7 +605,7 @@ func TestTransitionHistory(t *testing.T) {
 	if len(h) != 2 || h[0].To != StateMaster || h[1].To != StateBackup || h[1].Reason != ReasonHigherPriorityAdvert {
 		t.Fatalf("history %+v", h)
 	}
-	if !h[0].Time.Equal(newFakeClock().now.Add(3530 * time.Millisecond)) {
+	if !h[0].Time.Equal(newFakeClock().Now().Add(3530 * time.Millisecond)) {
 		t.Fatalf("history time %v", h[0].Time)
 	}
 }

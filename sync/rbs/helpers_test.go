@@ -8,101 +8,19 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"sort"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hotcast/hotcast/internal/clock/clocktest"
 )
 
 // ---- fake clock ----
 
-type fakeClock struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	now    time.Time
-	timers []*fakeTimer
-}
-
-type fakeTimer struct {
-	c    *fakeClock
-	when time.Time
-	d    time.Duration
-	f    func()
-}
+type fakeClock = clocktest.Fake
 
 func newFakeClock() *fakeClock {
-	c := &fakeClock{now: time.Date(2021, 5, 29, 3, 21, 36, 0, time.UTC)}
-	c.cond = sync.NewCond(&c.mu)
-	return c
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, when: c.now.Add(d), d: d, f: f}
-	c.timers = append(c.timers, t)
-	c.cond.Broadcast()
-	return t
-}
-
-func (t *fakeTimer) Stop() bool {
-	c := t.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	i := slices.Index(c.timers, t)
-	if i < 0 {
-		return false
-	}
-	c.timers = slices.Delete(c.timers, i, i+1)
-	return true
-}
-
-// Advance moves time forward, running due callbacks in deadline order from
-// the calling goroutine.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	target := c.now.Add(d)
-	c.mu.Unlock()
-	for {
-		c.mu.Lock()
-		sort.SliceStable(c.timers, func(i, j int) bool { return c.timers[i].when.Before(c.timers[j].when) })
-		if len(c.timers) == 0 || c.timers[0].when.After(target) {
-			c.now = target
-			c.mu.Unlock()
-			return
-		}
-		t := c.timers[0]
-		c.timers = c.timers[1:]
-		c.now = t.when
-		c.mu.Unlock()
-		t.f()
-	}
-}
-
-// waitTimer blocks until a timer of duration d is pending.
-func (c *fakeClock) waitTimer(t *testing.T, d time.Duration) {
-	t.Helper()
-	deadline := time.AfterFunc(5*time.Second, func() { c.mu.Lock(); c.cond.Broadcast(); c.mu.Unlock() })
-	defer deadline.Stop()
-	start := time.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for !slices.ContainsFunc(c.timers, func(ft *fakeTimer) bool { return ft.d == d }) {
-		if time.Since(start) > 5*time.Second {
-			var ds []time.Duration
-			for _, ft := range c.timers {
-				ds = append(ds, ft.d)
-			}
-			t.Fatalf("no pending %v timer; pending %v", d, ds)
-		}
-		c.cond.Wait()
-	}
+	return clocktest.New(time.Date(2021, 5, 29, 3, 21, 36, 0, time.UTC))
 }
 
 // ---- polling helper (for cross-goroutine state, not for timing) ----

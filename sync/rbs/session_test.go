@@ -134,7 +134,7 @@ func TestReconnectBackoff(t *testing.T) {
 	}
 	h.run()
 	for _, d := range []time.Duration{1, 2, 4, 8, 16, 30, 30} {
-		h.clk.waitTimer(t, d*time.Second)
+		h.clk.WaitPending(t, d*time.Second)
 		if st := h.state(); st != StateBackoff {
 			t.Fatalf("state %v, want backoff", st)
 		}
@@ -148,7 +148,7 @@ func TestReconnectBackoff(t *testing.T) {
 		t.Fatalf("dial failures %d, want 7", st.Stats.DialFailures)
 	}
 	p.conn.Close()
-	h.clk.waitTimer(t, time.Second)
+	h.clk.WaitPending(t, time.Second)
 	if r := h.svc.Status().LastDownReason; r != "connection closed by peer" {
 		t.Fatalf("last down reason %q", r)
 	}

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/hotcast/hotcast/internal/errtree"
 )
 
 // Sentinel errors wrapped by [FieldError] so callers can classify problems
@@ -50,29 +52,7 @@ func (e *FieldError) Unwrap() error { return e.Err }
 
 // FieldErrors returns every [FieldError] contained in err (as returned by
 // [Load], [LoadBytes], [Parse] or [Config.Validate]), in path order.
-func FieldErrors(err error) []*FieldError {
-	var out []*FieldError
-	var walk func(error)
-	walk = func(err error) {
-		if err == nil {
-			return
-		}
-		if fe, ok := err.(*FieldError); ok {
-			out = append(out, fe)
-			return
-		}
-		switch u := err.(type) {
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				walk(e)
-			}
-		case interface{ Unwrap() error }:
-			walk(u.Unwrap())
-		}
-	}
-	walk(err)
-	return out
-}
+func FieldErrors(err error) []*FieldError { return errtree.All[*FieldError](err) }
 
 // errList collects problems; it is never shared between goroutines.
 type errList struct {

@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/internal/errtree"
 )
 
 // Sentinel errors wrapped by [LineError] (and by the errors [Convert]
@@ -106,29 +107,7 @@ func (e *LineError) Error() string {
 func (e *LineError) Unwrap() error { return e.Err }
 
 // LineErrors returns every [LineError] contained in err, in line order.
-func LineErrors(err error) []*LineError {
-	var out []*LineError
-	var walk func(error)
-	walk = func(err error) {
-		if err == nil {
-			return
-		}
-		if le, ok := err.(*LineError); ok {
-			out = append(out, le)
-			return
-		}
-		switch u := err.(type) {
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				walk(e)
-			}
-		case interface{ Unwrap() error }:
-			walk(u.Unwrap())
-		}
-	}
-	walk(err)
-	return out
-}
+func LineErrors(err error) []*LineError { return errtree.All[*LineError](err) }
 
 // Result is a successful conversion.
 type Result struct {
