@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -80,28 +79,9 @@ var keepalivedSmcroute = map[time.Duration][2]float64{
 // against cold, for three advert intervals, HC_BENCH_RUNS runs each
 // (default 7).
 func TestBenchFailover(t *testing.T) {
-	if os.Getenv("HC_BENCH") != "1" {
-		t.Skip("HC_BENCH=1 runs the benchmarks (scripts/bench-rbs)")
-	}
-	runs := 7
-	if s := os.Getenv("HC_BENCH_RUNS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("HC_BENCH_RUNS=%q", s)
-		}
-		runs = n
-	}
-	intervals := []time.Duration{time.Second, 100 * time.Millisecond, 10 * time.Millisecond}
-	if s := os.Getenv("HC_BENCH_INTERVALS"); s != "" {
-		intervals = nil
-		for _, f := range strings.Split(s, ",") {
-			d, err := time.ParseDuration(strings.TrimSpace(f))
-			if err != nil || d <= 0 {
-				t.Fatalf("HC_BENCH_INTERVALS=%q: %v", s, err)
-			}
-			intervals = append(intervals, d)
-		}
-	}
+	labtest.BenchRequested(t, "scripts/bench-rbs")
+	runs := labtest.BenchRuns(t, 7)
+	intervals := labtest.BenchIntervals(t)
 	csv := "interval_ms,mode,run,gap_ms,mdi_ms,duplicates\n"
 	md := "| advert interval | Master_Down_Interval | hot (RBS) median / max | cold median / max | duplicates hot / cold (all runs) | keepalived + smcroute notify, median / max (issue author) |\n|---:|---:|---:|---:|---:|---:|\n"
 	for _, adv := range intervals {

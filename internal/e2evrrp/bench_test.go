@@ -164,29 +164,10 @@ type benchRow struct {
 // HC_BENCH_INTERVALS (e.g. "100ms,10ms") shorten it. Writes
 // bench/failover.md.
 func TestBenchFailover(t *testing.T) {
-	if os.Getenv("HC_BENCH") != "1" {
-		t.Skip("benchmark: set HC_BENCH=1 (scripts/bench-failover)")
-	}
+	labtest.BenchRequested(t, "scripts/bench-failover")
 	netnstest.RequireRoot(t)
-	runs := 10
-	if v := os.Getenv("HC_BENCH_RUNS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("HC_BENCH_RUNS=%q", v)
-		}
-		runs = n
-	}
-	intervals := []time.Duration{time.Second, 100 * time.Millisecond, 10 * time.Millisecond}
-	if v := os.Getenv("HC_BENCH_INTERVALS"); v != "" {
-		intervals = nil
-		for _, s := range strings.Split(v, ",") {
-			d, err := time.ParseDuration(strings.TrimSpace(s))
-			if err != nil {
-				t.Fatalf("HC_BENCH_INTERVALS: %v", err)
-			}
-			intervals = append(intervals, d)
-		}
-	}
+	runs := labtest.BenchRuns(t, 10)
+	intervals := labtest.BenchIntervals(t)
 	var rows []benchRow
 	for _, iv := range intervals {
 		t.Run(iv.String(), func(t *testing.T) {

@@ -1,7 +1,6 @@
 package e2evrrp
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,24 +42,6 @@ vrrp_instance VI_1 {
 }
 `
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // keepalived is a keepalived process (VRRP subsystem only, not forking)
 // inside a namespace.
 type keepalived struct {
@@ -69,7 +49,7 @@ type keepalived struct {
 	ns                     *netnstest.NS
 	conf, pid, vpid, notif string
 	cmd                    *exec.Cmd
-	log                    *syncBuffer
+	log                    *labtest.SyncBuffer
 	done                   chan struct{}
 }
 
@@ -89,7 +69,7 @@ func startKeepalived(t *testing.T, ns *netnstest.NS, prio int, advInt, extra str
 	}
 	dir := t.TempDir()
 	k := &keepalived{
-		t: t, ns: ns, log: &syncBuffer{}, done: make(chan struct{}),
+		t: t, ns: ns, log: &labtest.SyncBuffer{}, done: make(chan struct{}),
 		conf:  filepath.Join(dir, "keepalived.conf"),
 		pid:   filepath.Join(dir, "keepalived.pid"),
 		vpid:  filepath.Join(dir, "vrrp.pid"),

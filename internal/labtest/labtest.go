@@ -68,7 +68,7 @@ type Daemon struct {
 	Socket  string
 	PinPath string
 	cmd     *exec.Cmd
-	log     *syncBuffer
+	log     *SyncBuffer
 	done    chan error
 }
 
@@ -110,7 +110,7 @@ func StartDaemon(t testing.TB, ns *netnstest.NS, hotcastd, hotcastctl, yaml stri
 func (d *Daemon) Start() {
 	d.t.Helper()
 	if d.log == nil {
-		d.log = &syncBuffer{}
+		d.log = &SyncBuffer{}
 	}
 	d.cmd = d.NS.Command(context.Background(), d.bin, "--config", d.Config, "--log-level", "debug")
 	d.cmd.Stdout = d.log
@@ -183,20 +183,20 @@ func (d *Daemon) Kill() {
 // Log returns what the daemon logged so far.
 func (d *Daemon) Log() string { return d.log.String() }
 
-// syncBuffer is a bytes.Buffer the daemon's output goroutine writes while a
+// SyncBuffer is a bytes.Buffer one goroutine writes (a daemon's output) while a
 // test reads it.
-type syncBuffer struct {
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
