@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -65,7 +66,7 @@ func run() int {
 
 	d, err := daemon.New(cfg, log)
 	if err != nil {
-		log.Error("start", "err", err)
+		log.Error("start failed", "phase", "interfaces", "err", err)
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -85,8 +86,26 @@ func run() int {
 		}
 	}()
 	if err := d.Run(ctx); err != nil {
-		log.Error("run", "err", err)
+		logRunError(log, err)
 		return 1
 	}
 	return 0
+}
+
+// logRunError logs why Run failed in one line: for a start-up failure the
+// phase, the interface and the errno as attributes.
+func logRunError(log *slog.Logger, err error) {
+	var se *daemon.StartError
+	if !errors.As(err, &se) {
+		log.Error("run", "err", err)
+		return
+	}
+	attrs := []any{"phase", se.Phase}
+	if se.Interface != "" {
+		attrs = append(attrs, "interface", se.Interface)
+	}
+	if n := se.Errno(); n != "" {
+		attrs = append(attrs, "errno", n)
+	}
+	log.Error("start failed", append(attrs, "err", se.Err)...)
 }

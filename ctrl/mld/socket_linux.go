@@ -11,56 +11,65 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
-// How Linux hands MLD to a router daemon (net/ipv6/ip6_input.c,
-// ip6_mc_input; net/ipv6/ip6mr.c):
+// How hotcast receives and sends MLD on Linux.
 //
-//   - A raw IPPROTO_ICMPV6 socket receives every ICMPv6 message the stack
-//     delivers locally, filtered by ICMPV6_FILTER. Multicast is delivered
-//     locally only for groups the interface has joined, so MLDv2 reports
-//     (to ff02::16) need an IPV6_JOIN_GROUP of ff02::16, and queries arrive
-//     on ff02::1.
-//   - MLDv1 reports and Dones go to the group address itself (or
-//     ff02::2). ip6_mc_input delivers them regardless of membership only
-//     when multicast forwarding is on (devconf all.mc_forwarding, which
-//     MRT6_INIT on a raw ICMPv6 socket turns on), the destination is not
-//     link-local scope, and a Router Alert option was present. So we
-//     MRT6_INIT our own socket (EADDRINUSE means another daemon, e.g.
-//     pim6d, already did: fine) and also join ff02::2 for Dones.
-//   - IPV6_ROUTER_ALERT does not help here: it only diverts packets that
-//     are being forwarded (ip6_forward -> ip6_call_ra_chain).
-//   - The NIC must pass frames for groups nobody joined: the socket also
-//     holds a PACKET_MR_ALLMULTI membership (an AF_PACKET socket with
-//     protocol 0 that receives nothing; the kernel drops it on close).
-//   - Sending: the kernel fills the ICMPv6 checksum of raw ICMPv6 sockets;
-//     hop limit 1 via IPV6_MULTICAST_HOPS, the Router Alert through the
-//     IPV6_HOPOPTS sticky option, the link-local source through
-//     IPV6_PKTINFO on each message.
-const (
-	icmp6Filter = 1   // ICMPV6_FILTER, linux/icmpv6.h
-	mrt6Init    = 200 // MRT6_INIT (MRT6_BASE), linux/mroute6.h
-)
+// Receiving: an AF_PACKET socket (SOCK_DGRAM, ETH_P_IPV6) bound to the
+// interface, with a classic BPF filter that accepts only IPv6 packets
+// whose first extension header is Hop-by-Hop and whose next header after
+// it is an ICMPv6 MLD message (130, 131, 132, 143), and that the interface
+// received (not PACKET_OUTGOING). The same socket holds a
+// PACKET_MR_ALLMULTI membership so the NIC passes frames for groups
+// nobody joined. We parse the IPv6 and Hop-by-Hop headers ourselves (hop
+// limit, Router Alert, destination) and ctrl/mld verifies the checksum.
+//
+// Why not a raw ICMPv6 socket: the kernel delivers multicast to the stack
+// only for groups the host joined. MLDv2 reports (ff02::16) and MLDv1
+// Dones (ff02::2) can be had by joining those, but MLDv1 *reports* go to
+// the reported group itself, and the exception in ip6_mc_input() for
+// Router Alert MLD with mc_forwarding on sits inside
+// #ifdef CONFIG_IPV6_MROUTE: it needs MRT6_INIT, which kernels built
+// without multicast routing refuse (ENOPROTOOPT) and which only one
+// process per namespace may hold (EADDRINUSE when pim6d or smcroute has
+// it). IPV6_ROUTER_ALERT does not help (it diverts forwarded packets only).
+// Joining every reported group would make the host side of the kernel
+// report them itself. AF_PACKET sees every MLD message on every kernel,
+// needs no group joins, and leaves multicast routing to whoever owns it;
+// it is the one receive route, so it is the one that is tested.
+//
+// Sending: a raw ICMPv6 socket (the kernel fills the checksum) with an
+// ICMPv6 filter that blocks everything (it only sends); hop limit 1 via
+// IPV6_MULTICAST_HOPS, the Router Alert through the IPV6_HOPOPTS sticky
+// option, the link-local source through IPV6_PKTINFO on each message.
+const icmp6Filter = 1 // ICMPV6_FILTER, linux/icmpv6.h
 
 // hopOptsRouterAlert is a Hop-by-Hop header with the MLD Router Alert
 // option (RFC 2711, value 0) and a PadN; the kernel fills Next Header.
 var hopOptsRouterAlert = [8]byte{0, 0, 5, 2, 0, 0, 1, 0}
 
-// Conn is a raw ICMPv6 socket for MLD on one interface. It implements
-// Sender.
+// ReceiveRoute names how MLD reaches hotcast, for the start-up log.
+const ReceiveRoute = "af_packet (ETH_P_IPV6, classic BPF for Hop-by-Hop + ICMPv6 130/131/132/143, allmulti); kernel multicast routing (MRT6_INIT) not used"
+
+// Conn is the MLD socket pair of one interface: a raw ICMPv6 socket to
+// send and an AF_PACKET socket to receive. It implements Sender.
 type Conn struct {
-	f       *os.File
+	f       *os.File // raw ICMPv6, send only
+	pkt     *os.File // AF_PACKET, receive
 	ifindex int
 	src     netip.Addr
-	allmFD  int
 	log     *slog.Logger
+
+	malformed atomic.Uint64 // frames the filter passed that do not parse
 }
 
-// Listen opens the MLD socket of ifname, sending from linkLocal.
-func Listen(ifname string, linkLocal netip.Addr, log *slog.Logger) (c *Conn, err error) {
+// Listen opens the MLD sockets of ifname, sending from linkLocal.
+func Listen(ifname string, linkLocal netip.Addr, log *slog.Logger) (*Conn, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -71,25 +80,33 @@ func Listen(ifname string, linkLocal netip.Addr, log *slog.Logger) (c *Conn, err
 	if !linkLocal.IsLinkLocalUnicast() {
 		return nil, fmt.Errorf("mld socket %s: source %v is not link-local", ifname, linkLocal)
 	}
-	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
+	send, err := openSend(ifname, ifi.Index)
 	if err != nil {
 		return nil, fmt.Errorf("mld socket %s: %w", ifname, err)
 	}
-	c = &Conn{ifindex: ifi.Index, src: linkLocal.WithZone(""), allmFD: -1, log: log}
-	defer func() {
-		if err != nil {
-			unix.Close(fd)
-			if c.allmFD >= 0 {
-				unix.Close(c.allmFD)
-			}
-		}
-	}()
+	recv, err := openRecv(ifi.Index)
+	if err != nil {
+		send.Close()
+		return nil, fmt.Errorf("mld socket %s: %w", ifname, err)
+	}
+	return &Conn{
+		f:       send,
+		pkt:     recv,
+		ifindex: ifi.Index,
+		src:     linkLocal.WithZone(""),
+		log:     log,
+	}, nil
+}
+
+// openSend opens the raw ICMPv6 socket MLD is sent from.
+func openSend(ifname string, ifindex int) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
+	if err != nil {
+		return nil, fmt.Errorf("icmpv6 socket: %w", err)
+	}
 	var filter unix.ICMPv6Filter
 	for k := range filter.Data {
-		filter.Data[k] = ^uint32(0) // block all ...
-	}
-	for _, t := range []MessageType{TypeQuery, TypeV1Report, TypeV1Done, TypeV2Report} {
-		filter.Data[t>>5] &^= 1 << (uint32(t) & 31) // ... but MLD
+		filter.Data[k] = ^uint32(0) // block all: this socket only sends
 	}
 	steps := []struct {
 		name string
@@ -97,57 +114,102 @@ func Listen(ifname string, linkLocal netip.Addr, log *slog.Logger) (c *Conn, err
 	}{
 		{"bind to device", func() error { return unix.BindToDevice(fd, ifname) }},
 		{"icmp6 filter", func() error { return unix.SetsockoptICMPv6Filter(fd, unix.SOL_ICMPV6, icmp6Filter, &filter) }},
-		{"recv hop limit", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1) }},
-		{"recv pktinfo", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1) }},
-		{"recv hopopts", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVHOPOPTS, 1) }},
 		{"multicast hops", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, 1) }},
 		{"multicast loop", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 0) }},
-		{"multicast if", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF, ifi.Index) }},
+		{"multicast if", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF, ifindex) }},
 		{"router alert hopopts", func() error {
 			return unix.SetsockoptString(fd, unix.IPPROTO_IPV6, unix.IPV6_HOPOPTS, string(hopOptsRouterAlert[:]))
 		}},
-		{"join ff02::16", func() error { return join(fd, ifi.Index, AllMLDv2Route) }},
-		{"join ff02::2", func() error { return join(fd, ifi.Index, netip.MustParseAddr("ff02::2")) }},
 	}
 	for _, s := range steps {
 		if err := s.f(); err != nil {
-			return nil, fmt.Errorf("mld socket %s: %s: %w", ifname, s.name, err)
+			unix.Close(fd)
+			return nil, fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
-	switch err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, mrt6Init, 1); {
-	case err == nil:
-	case errors.Is(err, unix.EADDRINUSE):
-		log.Info("mld: multicast routing socket owned by another process; relying on it for MLDv1 delivery", slog.String("iface", ifname))
-	default:
-		return nil, fmt.Errorf("mld socket %s: MRT6_INIT: %w", ifname, err)
-	}
-	afd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("mld socket %s: allmulti socket: %w", ifname, err)
-	}
-	c.allmFD = afd
-	mreq := unix.PacketMreq{Ifindex: int32(ifi.Index), Type: unix.PACKET_MR_ALLMULTI}
-	if err := unix.SetsockoptPacketMreq(afd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
-		return nil, fmt.Errorf("mld socket %s: allmulti: %w", ifname, err)
-	}
-	c.f = os.NewFile(uintptr(fd), "mld-"+ifname)
-	return c, nil
+	return os.NewFile(uintptr(fd), "mld-send"), nil
 }
 
-func join(fd, ifindex int, group netip.Addr) error {
-	mreq := unix.IPv6Mreq{Multiaddr: group.As16(), Interface: uint32(ifindex)}
-	return unix.SetsockoptIPv6Mreq(fd, unix.IPPROTO_IPV6, unix.IPV6_JOIN_GROUP, &mreq)
+// mldFilter is the classic BPF program of the receive socket. On a
+// SOCK_DGRAM packet socket offsets count from the IPv6 header.
+func mldFilter() ([]bpf.RawInstruction, error) {
+	const (
+		reject = 0
+		accept = 0xffff
+	)
+	prog := []bpf.Instruction{
+		// 0: not what the interface sent
+		bpf.LoadExtension{Num: bpf.ExtType},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipTrue: 15},
+		// 2: IPv6, first header Hop-by-Hop (MLD must carry Router Alert
+		// there, RFC 3810 §5); ctrl/mld counts a missing option
+		bpf.LoadAbsolute{Off: 0, Size: 1},
+		bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 6, SkipTrue: 12},
+		bpf.LoadAbsolute{Off: 6, Size: 1},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0, SkipTrue: 10},
+		// 7: Hop-by-Hop's next header is ICMPv6
+		bpf.LoadAbsolute{Off: 40, Size: 1},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 58, SkipTrue: 8},
+		// 9: X = Hop-by-Hop length in octets; A = ICMPv6 type
+		bpf.LoadAbsolute{Off: 41, Size: 1},
+		bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 1},
+		bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 3},
+		bpf.TAX{},
+		bpf.LoadIndirect{Off: 40, Size: 1},
+		// 14: types 130..132 and 143 (jumps land on 17 reject, 18 accept)
+		bpf.JumpIf{Cond: bpf.JumpLessThan, Val: uint32(TypeQuery), SkipTrue: 2},
+		bpf.JumpIf{Cond: bpf.JumpLessOrEqual, Val: uint32(TypeV1Done), SkipTrue: 2},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(TypeV2Report), SkipTrue: 1},
+		bpf.RetConstant{Val: reject}, // 17
+		bpf.RetConstant{Val: accept}, // 18
+	}
+	return bpf.Assemble(prog)
 }
+
+// openRecv opens the AF_PACKET socket MLD is received on, bound to
+// ifindex, filtered, with the interface set to all-multicast.
+func openRecv(ifindex int) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("packet socket: %w", err)
+	}
+	fail := func(step string, err error) (*os.File, error) {
+		unix.Close(fd)
+		return nil, fmt.Errorf("packet socket: %s: %w", step, err)
+	}
+	raw, err := mldFilter()
+	if err != nil {
+		return fail("assemble filter", err)
+	}
+	filter := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	// The filter goes on before the bind: nothing unfiltered is queued.
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}); err != nil {
+		return fail("attach filter", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IPV6), Ifindex: ifindex}); err != nil {
+		return fail("bind", err)
+	}
+	mreq := unix.PacketMreq{Ifindex: int32(ifindex), Type: unix.PACKET_MR_ALLMULTI}
+	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
+		return fail("allmulti", err)
+	}
+	return os.NewFile(uintptr(fd), "mld-recv"), nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // Close closes the sockets.
 func (c *Conn) Close() error {
-	err := c.f.Close()
-	if c.allmFD >= 0 {
-		unix.Close(c.allmFD)
-		c.allmFD = -1
-	}
-	return err
+	return errors.Join(c.f.Close(), c.pkt.Close())
 }
+
+// Malformed counts frames the receive filter passed whose IPv6 or
+// Hop-by-Hop header does not parse (they never reach the state machine).
+func (c *Conn) Malformed() uint64 { return c.malformed.Load() }
 
 // SendMLD implements Sender.
 func (c *Conn) SendMLD(dst netip.Addr, icmp []byte) error {
@@ -172,28 +234,28 @@ func (c *Conn) SendMLD(dst netip.Addr, icmp []byte) error {
 	return nil
 }
 
-// Read returns the next MLD message. Packets that are not MLD (the
-// multicast routing socket may get kernel upcalls) are skipped.
+// Read returns the next MLD message received on the interface. Frames
+// whose IPv6 framing does not parse are counted (Malformed) and skipped;
+// what is inside the ICMPv6 message (type, length, checksum) is the state
+// machine's to check and count.
 func (c *Conn) Read(ctx context.Context) (Packet, error) {
-	rc, err := c.f.SyscallConn()
+	rc, err := c.pkt.SyscallConn()
 	if err != nil {
 		return Packet{}, fmt.Errorf("read mld: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { c.f.SetReadDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { c.pkt.SetReadDeadline(time.Unix(1, 0)) })
 	defer func() {
 		if stop() {
 			return
 		}
-		c.f.SetReadDeadline(time.Time{}) // ctx fired: clear for the next Read
+		c.pkt.SetReadDeadline(time.Time{}) // ctx fired: clear for the next Read
 	}()
 	buf := make([]byte, 65536)
-	oob := make([]byte, 1024)
 	for {
-		var n, oobn int
-		var from unix.Sockaddr
+		var n int
 		var rerr error
 		err := rc.Read(func(fd uintptr) bool {
-			n, oobn, _, from, rerr = unix.Recvmsg(int(fd), buf, oob, 0)
+			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
 			return !errors.Is(rerr, unix.EAGAIN)
 		})
 		if err == nil {
@@ -205,48 +267,63 @@ func (c *Conn) Read(ctx context.Context) (Packet, error) {
 			}
 			return Packet{}, fmt.Errorf("read mld: %w", err)
 		}
-		sa, ok := from.(*unix.SockaddrInet6)
-		if !ok || n < 4 {
+		p, err := parseFrame(buf[:n])
+		if err != nil {
+			c.malformed.Add(1)
+			c.log.Debug("mld: malformed frame", slog.Any("error", err))
 			continue
-		}
-		switch MessageType(buf[0]) {
-		case TypeQuery, TypeV1Report, TypeV1Done, TypeV2Report:
-		default:
-			continue
-		}
-		p := Packet{Src: netip.AddrFrom16(sa.Addr), HopLimit: -1, Payload: append([]byte(nil), buf[:n]...)}
-		if err := parseControl(oob[:oobn], &p); err != nil {
-			c.log.Debug("mld: bad control message", slog.Any("error", err))
 		}
 		return p, nil
 	}
 }
 
-// parseControl fills hop limit, destination and Router Alert presence from
-// the IPV6_HOPLIMIT, IPV6_PKTINFO and IPV6_HOPOPTS control messages.
-func parseControl(oob []byte, p *Packet) error {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return err
+// Errors of parseFrame.
+var (
+	errShortIPv6   = errors.New("shorter than an IPv6 header")
+	errNotIPv6     = errors.New("not IPv6")
+	errPayloadLen  = errors.New("payload length past the frame")
+	errNoHopByHop  = errors.New("first header not Hop-by-Hop")
+	errHopByHopLen = errors.New("hop-by-hop header past the payload")
+	errNotICMPv6   = errors.New("hop-by-hop not followed by ICMPv6")
+)
+
+// parseFrame takes an IPv6 packet as an AF_PACKET datagram socket reads it
+// (RFC 8200 §3: fixed header, then a Hop-by-Hop header, then ICMPv6) and
+// returns the MLD message with its source, destination, hop limit and
+// Router Alert presence. The payload is copied out of b.
+func parseFrame(b []byte) (Packet, error) {
+	const fixed = 40
+	if len(b) < fixed {
+		return Packet{}, errShortIPv6
 	}
-	for _, m := range msgs {
-		if m.Header.Level != unix.IPPROTO_IPV6 {
-			continue
-		}
-		switch m.Header.Type {
-		case unix.IPV6_HOPLIMIT:
-			if len(m.Data) >= 4 {
-				p.HopLimit = int(int32(binary.NativeEndian.Uint32(m.Data)))
-			}
-		case unix.IPV6_PKTINFO:
-			if len(m.Data) >= 16 {
-				p.Dst = netip.AddrFrom16([16]byte(m.Data[:16]))
-			}
-		case unix.IPV6_HOPOPTS:
-			p.RouterAlert = hasRouterAlert(m.Data)
-		}
+	if b[0]>>4 != 6 {
+		return Packet{}, errNotIPv6
 	}
-	return nil
+	plen := int(binary.BigEndian.Uint16(b[4:6]))
+	if fixed+plen > len(b) {
+		return Packet{}, errPayloadLen
+	}
+	b = b[:fixed+plen] // link-layer padding is not ours
+	if b[6] != 0 {
+		return Packet{}, errNoHopByHop
+	}
+	if len(b) < fixed+2 {
+		return Packet{}, errHopByHopLen
+	}
+	hlen := (int(b[fixed+1]) + 1) * 8
+	if fixed+hlen > len(b) {
+		return Packet{}, errHopByHopLen
+	}
+	if b[fixed] != unix.IPPROTO_ICMPV6 {
+		return Packet{}, errNotICMPv6
+	}
+	return Packet{
+		Src:         netip.AddrFrom16([16]byte(b[8:24])),
+		Dst:         netip.AddrFrom16([16]byte(b[24:40])),
+		HopLimit:    int(b[7]),
+		RouterAlert: hasRouterAlert(b[fixed : fixed+hlen]),
+		Payload:     append([]byte(nil), b[fixed+hlen:]...),
+	}, nil
 }
 
 // hasRouterAlert walks a Hop-by-Hop Options header (RFC 8200 §4.3) for a

@@ -136,40 +136,19 @@ func ignoreReports(ic *config.Interface) bool {
 
 // Run brings the router up and serves until ctx ends. On return the pinned
 // dataplane stays: forwarding goes on until the next start adopts it or
-// Cleanup removes it.
+// Cleanup removes it. A start-up failure returns a *StartError after
+// undoing what the failed start made (see bringUp).
 func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	d.ctl.Lock()
-	d.ctx = ctx
-	if err := d.ensureAddresses(); err != nil {
-		d.ctl.Unlock()
+	if err := d.bringUp(ctx, cancel); err != nil {
 		return err
 	}
-	if err := d.openDataplane(); err != nil {
-		d.ctl.Unlock()
-		return err
-	}
-	defer func() {
-		d.ctl.Lock()
-		d.running = false // no reload from here on
-		cancel()
-		d.closeServers()
-		d.stopProtocols()
-		d.ctl.Unlock()
-		d.wg.Wait()
-		d.dp.Close()
-	}()
-	err := d.start(ctx)
-	d.running = err == nil
+	defer d.shutdown(cancel)
 	// Routes learned before a restart stay until MLD had a chance to
 	// relearn them (a Multicast Address Listening Interval), then go.
 	grace := time.NewTimer(d.relearnGrace())
 	defer grace.Stop()
-	d.ctl.Unlock()
-	if err != nil {
-		return err
-	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -183,34 +162,178 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 }
 
-// start brings up the protocols and the servers (ctl held).
-func (d *Daemon) start(ctx context.Context) error {
-	if err := d.startMLD(ctx); err != nil {
-		return err
+// StartError is a start-up phase that failed: which phase, on which
+// interface (when one), and why. Everything the failed start made has
+// been undone when Run returns it.
+type StartError struct {
+	Phase     string // addresses, dataplane, mld, rbs, vrrp6, mld-proxy, api, metrics
+	Interface string // "" when the phase failed as a whole
+	Err       error
+}
+
+func (e *StartError) Error() string { return "start: " + e.Phase + ": " + e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// Errno names the system error under the failure (EADDRINUSE, ...), or "".
+func (e *StartError) Errno() string {
+	var en unix.Errno
+	if errors.As(e.Err, &en) {
+		if n := unix.ErrnoName(en); n != "" {
+			return n
+		}
+		return fmt.Sprintf("errno %d", int(en))
+	}
+	return ""
+}
+
+// ifaceError marks a start-up error as one interface's (its text already
+// names the interface), so that StartError can say which.
+type ifaceError struct {
+	name string
+	err  error
+}
+
+func (e *ifaceError) Error() string { return e.err.Error() }
+func (e *ifaceError) Unwrap() error { return e.err }
+
+func onIface(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &ifaceError{name: name, err: err}
+}
+
+func startError(phase string, err error) error {
+	se := &StartError{Phase: phase, Err: err}
+	var ie *ifaceError
+	if errors.As(err, &ie) {
+		se.Interface = ie.name
+	}
+	return se
+}
+
+// bringUp runs the start-up phases in order, with ctl held (a reload
+// waits): addresses, then the dataplane (open or adopt, attach), then the
+// protocols and servers. When a phase fails, what the earlier phases made
+// is undone before it returns: protocols and servers stopped and their
+// goroutines joined, and a dataplane this start created unpinned and
+// detached (an adopted one keeps forwarding as it was, less interfaces
+// this start attached). Nothing in here recovers a panic: a panic unwinds
+// through the unlock and kills the process with its stack.
+func (d *Daemon) bringUp(ctx context.Context, cancel context.CancelFunc) error {
+	d.ctl.Lock()
+	defer d.ctl.Unlock()
+	d.ctx = ctx
+	if err := d.ensureAddresses(); err != nil {
+		return startError("addresses", err)
+	}
+	attachedBefore, err := d.openDataplane()
+	if err != nil {
+		return startError("dataplane", err)
+	}
+	if phase, err := d.start(ctx); err != nil {
+		cancel()
+		d.closeServers()
+		d.stopProtocols()
+		d.wg.Wait()
+		d.undoDataplane(attachedBefore)
+		return startError(phase, err)
+	}
+	d.running = true
+	return nil
+}
+
+// shutdown stops what Run started; the pinned dataplane stays.
+func (d *Daemon) shutdown(cancel context.CancelFunc) {
+	d.ctl.Lock()
+	d.running = false // no reload from here on
+	cancel()
+	d.closeServers()
+	d.stopProtocols()
+	d.ctl.Unlock()
+	d.wg.Wait()
+	d.dp.Close()
+}
+
+// undoDataplane takes back what a failed start did to the dataplane: one
+// it created is removed whole (pins, and so the attachments they hold);
+// one it adopted loses only the interfaces this start attached.
+func (d *Daemon) undoDataplane(attachedBefore []string) {
+	if !d.dp.Adopted() {
+		d.dp.Close()
+		if err := bpf.Cleanup(d.cfg.BPF.PinPath); err != nil {
+			d.log.Error("start failed: remove the dataplane it created", "pin_path", d.cfg.BPF.PinPath, "err", err)
+		}
+		return
+	}
+	undoAttach(d.dp, attachedBefore, d.log)
+	d.dp.Close()
+}
+
+// undoAttach detaches the interfaces attached since before was taken.
+func undoAttach(dp *bpf.Dataplane, before []string, log *slog.Logger) {
+	had := make(map[string]bool, len(before))
+	for _, n := range before {
+		had[n] = true
+	}
+	for _, n := range dp.Attached() {
+		if !had[n] {
+			if err := dp.Detach(n); err != nil {
+				log.Error("start failed: detach", "interface", n, "err", err)
+			}
+		}
+	}
+}
+
+// start brings up the protocols and the servers (ctl held). On failure it
+// names the phase that failed.
+func (d *Daemon) start(ctx context.Context) (phase string, err error) {
+	if d.usesMLD() {
+		d.log.Info("mld receive route", "route", mld.ReceiveRoute)
+	}
+	for _, ifc := range d.ifaces {
+		if ifc.cfg.MLD.Enable {
+			if err := d.startIfaceMLD(ctx, ifc); err != nil {
+				return "mld", onIface(ifc.name, err)
+			}
+		}
 	}
 	if err := d.startRBS(ctx); err != nil {
-		return err
+		return "rbs", err
 	}
 	if err := d.startVRRP(ctx); err != nil {
-		return err
+		return "vrrp6", err
 	}
 	if err := d.startProxy(ctx, d.cfg.Multicast.Upstream); err != nil {
-		return err
+		return "mld-proxy", onIface(d.cfg.Multicast.Upstream.Interface, err)
 	}
 	l, err := listenAPI(d.cfg.API.Socket)
 	if err != nil {
-		return err
+		return "api", err
 	}
 	d.api = d.serveAPI(ctx, l, d.cfg.API.Socket)
 	if addr := d.cfg.API.MetricsListen; addr != "" {
 		l, err := listenMetrics(addr)
 		if err != nil {
-			return err
+			return "metrics", err
 		}
 		d.metrics = d.serveMetrics(l, addr)
 	}
-	d.log.Info("hotcastd up", "sysname", d.cfg.Sysname, "interfaces", len(d.ifaces), "adopted", d.dp.Adopted())
-	return nil
+	d.log.Info("hotcastd up", "interfaces", len(d.ifaces), "adopted", d.dp.Adopted())
+	return "", nil
+}
+
+// usesMLD: an interface runs the MLD router, or the upstream the proxy.
+func (d *Daemon) usesMLD() bool {
+	if d.cfg.Multicast.Upstream.Mode == config.UpstreamMLDProxy {
+		return true
+	}
+	for _, ifc := range d.ifaces {
+		if ifc.cfg.MLD.Enable {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Daemon) relearnGrace() time.Duration {
@@ -228,7 +351,7 @@ func (d *Daemon) relearnGrace() time.Duration {
 func (d *Daemon) ensureAddresses() error {
 	for _, ifc := range d.ifaces {
 		if err := d.ensureIfaceAddresses(ifc, ifc.cfg.Addresses); err != nil {
-			return err
+			return onIface(ifc.name, err)
 		}
 	}
 	return nil
@@ -300,7 +423,11 @@ func hasAddr(have []netlink.Addr, p netip.Prefix) bool {
 	return false
 }
 
-func (d *Daemon) openDataplane() error {
+// openDataplane opens (or adopts) the pinned dataplane, attaches the
+// configured interfaces and reconciles the routes. It returns the
+// interfaces that were attached before it ran, for undoDataplane; on
+// failure it has undone its own work.
+func (d *Daemon) openDataplane() (attachedBefore []string, err error) {
 	opts := bpf.Options{PinPath: d.cfg.BPF.PinPath, Logger: d.log.With("component", "bpf")}
 	switch d.cfg.BPF.XDPMode {
 	case config.XDPGeneric:
@@ -310,12 +437,13 @@ func (d *Daemon) openDataplane() error {
 	}
 	dp, err := bpf.Open(opts)
 	if err != nil {
-		return fmt.Errorf("open dataplane: %w", err)
+		return nil, fmt.Errorf("open dataplane: %w", err)
 	}
 	d.dp = dp
-	fail := func(err error) error {
-		dp.Close()
-		return err
+	before := dp.Attached()
+	fail := func(err error) ([]string, error) {
+		d.undoDataplane(before)
+		return nil, err
 	}
 
 	// Interfaces no longer configured lose their program.
@@ -330,7 +458,7 @@ func (d *Daemon) openDataplane() error {
 	if d.cfg.Multicast.RoutingEnable {
 		for _, ifc := range d.ifaces {
 			if err := d.attachIface(ifc); err != nil {
-				return fail(err)
+				return fail(onIface(ifc.name, err))
 			}
 		}
 	}
@@ -352,7 +480,7 @@ func (d *Daemon) openDataplane() error {
 	if err := d.table.SetStatic(d.staticRoutes(d.cfg)); err != nil {
 		return fail(fmt.Errorf("install static routes: %w", err))
 	}
-	return nil
+	return before, nil
 }
 
 // attachIface puts the fast path on an interface: its entry in the ifaces
@@ -382,17 +510,6 @@ func (d *Daemon) attachIface(ifc *iface) error {
 		}
 	}
 	return d.dp.Attach(ifc.name, ifc.index)
-}
-
-func (d *Daemon) startMLD(ctx context.Context) error {
-	for _, ifc := range d.ifaces {
-		if ifc.cfg.MLD.Enable {
-			if err := d.startIfaceMLD(ctx, ifc); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // readMLD hands every MLD message read from conn to handle until ctx ends
