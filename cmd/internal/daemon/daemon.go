@@ -64,6 +64,10 @@ type Daemon struct {
 	profileSeq int // numbers profiles for display; control path
 
 	wg sync.WaitGroup
+
+	// listenMLD opens an interface's MLD sockets: mld.Listen, replaced
+	// by start-up fault tests.
+	listenMLD func(ifname string, linkLocal netip.Addr, log *slog.Logger) (*mld.Conn, error)
 }
 
 // iface is a configured interface as the daemon sees it. name, index, mac
@@ -102,7 +106,7 @@ func (i *iface) log() *slog.Logger { return i.logger }
 
 // New resolves the configuration against the system; Run starts it.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log, ifaces: map[string]*iface{}, byIdx: map[int]*iface{}}
+	d := &Daemon{cfg: cfg, log: log, ifaces: map[string]*iface{}, byIdx: map[int]*iface{}, listenMLD: mld.Listen}
 	for i := range cfg.Interfaces {
 		ic := &cfg.Interfaces[i]
 		nl, err := net.InterfaceByName(ic.Name)

@@ -57,7 +57,7 @@ func (d *Daemon) startIfaceMLD(ctx context.Context, ifc *iface) error {
 		return fmt.Errorf("interface %s: %w", ifc.name, err)
 	}
 	log := d.log.With("component", "mld", "interface", ifc.name)
-	conn, err := mld.Listen(ifc.name, ll, log)
+	conn, err := d.listenMLD(ifc.name, ll, log)
 	if err != nil {
 		return fmt.Errorf("interface %s: mld socket: %w", ifc.name, err)
 	}

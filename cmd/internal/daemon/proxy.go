@@ -51,7 +51,7 @@ func (d *Daemon) startProxy(ctx context.Context, up config.Upstream) error {
 		return fmt.Errorf("upstream %s: %w", ifc.name, err)
 	}
 	log := d.log.With("component", "mld-proxy", "interface", ifc.name)
-	conn, err := mld.Listen(ifc.name, ll, log)
+	conn, err := d.listenMLD(ifc.name, ll, log)
 	if err != nil {
 		return fmt.Errorf("upstream %s: mld socket: %w", ifc.name, err)
 	}
