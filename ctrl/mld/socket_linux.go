@@ -22,9 +22,9 @@ import (
 //
 // Receiving: an AF_PACKET socket (SOCK_DGRAM, ETH_P_IPV6) bound to the
 // interface, with a classic BPF filter that accepts only IPv6 packets
-// whose first extension header is Hop-by-Hop and whose next header after
-// it is an ICMPv6 MLD message (130, 131, 132, 143), and that the interface
-// received (not PACKET_OUTGOING). The same socket holds a
+// the interface received (not PACKET_OUTGOING) that carry an ICMPv6 MLD
+// message (130, 131, 132, 143) right after the fixed header or after a
+// Hop-by-Hop header (where the Router Alert is). The same socket holds a
 // PACKET_MR_ALLMULTI membership so the NIC passes frames for groups
 // nobody joined. We parse the IPv6 and Hop-by-Hop headers ourselves (hop
 // limit, Router Alert, destination) and ctrl/mld verifies the checksum.
@@ -137,32 +137,38 @@ func mldFilter() ([]bpf.RawInstruction, error) {
 		reject = 0
 		accept = 0xffff
 	)
+	// Jumps land on 20 (reject) or 21 (accept).
 	prog := []bpf.Instruction{
 		// 0: not what the interface sent
 		bpf.LoadExtension{Num: bpf.ExtType},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipTrue: 15},
-		// 2: IPv6, first header Hop-by-Hop (MLD must carry Router Alert
-		// there, RFC 3810 §5); ctrl/mld counts a missing option
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipTrue: 18},
+		// 2: IPv6
 		bpf.LoadAbsolute{Off: 0, Size: 1},
 		bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 6, SkipTrue: 12},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 6, SkipTrue: 15},
+		// 5: ICMPv6 right away (X = 0: no Router Alert, ctrl/mld counts
+		// that when require-router-alert is on), or Hop-by-Hop first
 		bpf.LoadAbsolute{Off: 6, Size: 1},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0, SkipTrue: 10},
-		// 7: Hop-by-Hop's next header is ICMPv6
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.IPPROTO_ICMPV6, SkipTrue: 8},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0, SkipTrue: 12},
+		// 8: Hop-by-Hop's next header is ICMPv6
 		bpf.LoadAbsolute{Off: 40, Size: 1},
-		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 58, SkipTrue: 8},
-		// 9: X = Hop-by-Hop length in octets; A = ICMPv6 type
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.IPPROTO_ICMPV6, SkipTrue: 10},
+		// 10: X = Hop-by-Hop length in octets
 		bpf.LoadAbsolute{Off: 41, Size: 1},
 		bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 1},
 		bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 3},
 		bpf.TAX{},
+		bpf.Jump{Skip: 1},
+		// 15: no Hop-by-Hop
+		bpf.LoadConstant{Dst: bpf.RegX, Val: 0},
+		// 16: A = ICMPv6 type; 130..132 and 143 pass
 		bpf.LoadIndirect{Off: 40, Size: 1},
-		// 14: types 130..132 and 143 (jumps land on 17 reject, 18 accept)
 		bpf.JumpIf{Cond: bpf.JumpLessThan, Val: uint32(TypeQuery), SkipTrue: 2},
 		bpf.JumpIf{Cond: bpf.JumpLessOrEqual, Val: uint32(TypeV1Done), SkipTrue: 2},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(TypeV2Report), SkipTrue: 1},
-		bpf.RetConstant{Val: reject}, // 17
-		bpf.RetConstant{Val: accept}, // 18
+		bpf.RetConstant{Val: reject}, // 20
+		bpf.RetConstant{Val: accept}, // 21
 	}
 	return bpf.Assemble(prog)
 }
@@ -282,15 +288,15 @@ var (
 	errShortIPv6   = errors.New("shorter than an IPv6 header")
 	errNotIPv6     = errors.New("not IPv6")
 	errPayloadLen  = errors.New("payload length past the frame")
-	errNoHopByHop  = errors.New("first header not Hop-by-Hop")
+	errNotMLD      = errors.New("next header neither Hop-by-Hop nor ICMPv6")
 	errHopByHopLen = errors.New("hop-by-hop header past the payload")
 	errNotICMPv6   = errors.New("hop-by-hop not followed by ICMPv6")
 )
 
 // parseFrame takes an IPv6 packet as an AF_PACKET datagram socket reads it
-// (RFC 8200 §3: fixed header, then a Hop-by-Hop header, then ICMPv6) and
-// returns the MLD message with its source, destination, hop limit and
-// Router Alert presence. The payload is copied out of b.
+// (RFC 8200 §3: fixed header, then a Hop-by-Hop header or none, then
+// ICMPv6) and returns the MLD message with its source, destination, hop
+// limit and Router Alert presence. The payload is copied out of b.
 func parseFrame(b []byte) (Packet, error) {
 	const fixed = 40
 	if len(b) < fixed {
@@ -304,8 +310,18 @@ func parseFrame(b []byte) (Packet, error) {
 		return Packet{}, errPayloadLen
 	}
 	b = b[:fixed+plen] // link-layer padding is not ours
-	if b[6] != 0 {
-		return Packet{}, errNoHopByHop
+	p := Packet{
+		Src:      netip.AddrFrom16([16]byte(b[8:24])),
+		Dst:      netip.AddrFrom16([16]byte(b[24:40])),
+		HopLimit: int(b[7]),
+	}
+	switch b[6] {
+	case unix.IPPROTO_ICMPV6:
+		p.Payload = append([]byte(nil), b[fixed:]...)
+		return p, nil
+	case 0: // Hop-by-Hop
+	default:
+		return Packet{}, errNotMLD
 	}
 	if len(b) < fixed+2 {
 		return Packet{}, errHopByHopLen
@@ -317,13 +333,9 @@ func parseFrame(b []byte) (Packet, error) {
 	if b[fixed] != unix.IPPROTO_ICMPV6 {
 		return Packet{}, errNotICMPv6
 	}
-	return Packet{
-		Src:         netip.AddrFrom16([16]byte(b[8:24])),
-		Dst:         netip.AddrFrom16([16]byte(b[24:40])),
-		HopLimit:    int(b[7]),
-		RouterAlert: hasRouterAlert(b[fixed : fixed+hlen]),
-		Payload:     append([]byte(nil), b[fixed+hlen:]...),
-	}, nil
+	p.RouterAlert = hasRouterAlert(b[fixed : fixed+hlen])
+	p.Payload = append([]byte(nil), b[fixed+hlen:]...)
+	return p, nil
 }
 
 // hasRouterAlert walks a Hop-by-Hop Options header (RFC 8200 §4.3) for a

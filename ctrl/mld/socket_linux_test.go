@@ -79,6 +79,10 @@ func TestParseFrame(t *testing.T) {
 		t.Fatalf("padding-only hop-by-hop: %+v, %v", p, err)
 	}
 
+	if p, err := parseFrame(frame(src, grp, 1, nil, icmp)); err != nil || p.RouterAlert || string(p.Payload) != string(icmp) {
+		t.Fatalf("no hop-by-hop: %+v, %v", p, err)
+	}
+
 	longHBH := append([]byte{58, 1, 5, 2, 0, 0, 1, 8}, make([]byte, 8)...)
 	if p, err := parseFrame(frame(src, grp, 1, longHBH, icmp)); err != nil || !p.RouterAlert || string(p.Payload) != string(icmp) {
 		t.Fatalf("16-octet hop-by-hop: %+v, %v", p, err)
@@ -93,7 +97,7 @@ func TestParseFrame(t *testing.T) {
 		{"short", good[:39], errShortIPv6},
 		{"ipv4", append([]byte{0x45}, good[1:]...), errNotIPv6},
 		{"payload past frame", good[:len(good)-1], errPayloadLen},
-		{"no hop-by-hop", frame(src, grp, 1, nil, icmp), errNoHopByHop},
+		{"udp", func() []byte { b := frame(src, grp, 1, nil, icmp); b[6] = 17; return b }(), errNotMLD},
 		{"hop-by-hop past payload", frame(src, grp, 1, []byte{58, 3, 5, 2, 0, 0, 1, 0}, nil), errHopByHopLen},
 		{"one octet of hop-by-hop", frame(src, grp, 1, []byte{58}, nil), errHopByHopLen},
 		{"hop-by-hop then udp", frame(src, grp, 1, append([]byte{17}, hopOptsRouterAlert[1:]...), icmp), errNotICMPv6},
@@ -120,7 +124,7 @@ func FuzzParseFrame(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(p.Payload) > len(b)-42 {
+		if len(p.Payload) > len(b)-40 {
 			t.Fatalf("payload of %d octets from a %d-octet frame", len(p.Payload), len(b))
 		}
 		if len(p.Payload) > 0 && len(b) > 0 && &p.Payload[0] == &b[len(b)-len(p.Payload)] {
