@@ -7,6 +7,7 @@
 //	hotcastctl display vrrp6 [interface NAME] [vrid N] [--json]
 //	hotcastctl display remote-backup-service [NAME] [--json]
 //	hotcastctl display remote-backup-profile [NAME] [--json]
+//	hotcastctl doctor [--config FILE] [--json]
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/hotcast/hotcast/cmd/internal/api"
+	"github.com/hotcast/hotcast/cmd/internal/doctor"
 )
 
 const usage = `usage: hotcastctl [--socket PATH] COMMAND [--json]
@@ -35,6 +37,7 @@ commands:
   display remote-backup-service [NAME]
   display remote-backup-profile [NAME]
   import-vrp [--map VRPIF=IF ...] [--upstream IF] [--out FILE] FILE
+  doctor [--config FILE]
 `
 
 func main() {
@@ -59,6 +62,8 @@ func run(args []string, w io.Writer) error {
 	switch {
 	case match(words, "import-vrp"):
 		return importVRP(words[1:], w, os.Stderr)
+	case match(words, "doctor"):
+		return runDoctor(words[1:], asJSON, w, os.Stderr, doctor.Probe)
 	case match(words, "display", "multicast", "forwarding-table"):
 		return show(ctx, c, w, api.PathForwardingTable, nil, asJSON, printForwarding)
 	case match(words, "display", "mld", "group"):
