@@ -3,7 +3,7 @@
 //
 //	hotcastd --config /etc/hotcast/hotcast.yaml
 //	hotcastd --config FILE --cleanup   # remove the pinned dataplane
-//	hotcastd --config FILE --check     # validate the configuration only
+//	hotcastd --config FILE --check     # validate the configuration, report the kernel
 package main
 
 import (
@@ -18,6 +18,7 @@ import (
 
 	"github.com/hotcast/hotcast/cmd/internal/config"
 	"github.com/hotcast/hotcast/cmd/internal/daemon"
+	"github.com/hotcast/hotcast/cmd/internal/doctor"
 )
 
 func main() {
@@ -28,7 +29,7 @@ func run() int {
 	var (
 		cfgPath  = flag.String("config", "/etc/hotcast/hotcast.yaml", "configuration file")
 		cleanup  = flag.Bool("cleanup", false, "detach and remove everything the configured daemon pinned, then exit")
-		check    = flag.Bool("check", false, "validate the configuration and exit")
+		check    = flag.Bool("check", false, "validate the configuration, report what the kernel offers, and exit")
 		logLevel = flag.String("log-level", "info", "debug, info, warn or error")
 		logJSON  = flag.Bool("log-json", false, "log in JSON")
 	)
@@ -53,7 +54,14 @@ func run() int {
 	log := slog.New(h).With("sysname", cfg.Sysname)
 	if *check {
 		fmt.Printf("%s: ok\n", *cfgPath)
-		return 0
+		// What the kernel offers; fails for the kernel only, since the
+		// interfaces may live in another namespace (hotcastctl doctor).
+		rep := doctor.Probe(cfg)
+		if err := rep.WriteText(os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "hotcastd: kernel report: %v\n", err)
+			return 1
+		}
+		return rep.KernelExitCode()
 	}
 	if *cleanup {
 		if err := daemon.Cleanup(cfg); err != nil {
