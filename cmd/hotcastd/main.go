@@ -54,6 +54,12 @@ func run() int {
 	log := slog.New(h).With("sysname", cfg.Sysname)
 	if *check {
 		fmt.Printf("%s: ok\n", *cfgPath)
+		// Validating a configuration needs no privilege; probing the
+		// kernel loads BPF programs and does.
+		if os.Geteuid() != 0 {
+			fmt.Println("kernel report skipped: probing BPF needs root (run hotcastd --check or hotcastctl doctor as root)")
+			return 0
+		}
 		// What the kernel offers; fails for the kernel only, since the
 		// interfaces may live in another namespace (hotcastctl doctor).
 		rep := doctor.Probe(cfg)
