@@ -5,12 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Paths compared.
@@ -23,14 +19,23 @@ const (
 type Config struct {
 	Rounds   int
 	Duration time.Duration // measured window per run
-	Warmup   time.Duration // trafgen running before the window opens
+	Warmup   time.Duration // generator running before the window opens
 	Fanouts  []int
 	Variants []string // "sink", "socket"
 	Size     int      // frame size in bytes, Ethernet header included
-	// GenCPU pins trafgen, RouterCPU the router's ingress NAPI thread
-	// (and so the softirqs it raises); -1 leaves them to the scheduler.
+	// Generator is genXDP (default) or genTrafgen.
+	Generator string
+	// Baseline is the kernel path: baselineIP6MR or baselineBridge
+	// (resolveBaseline picks one for the kernel).
+	Baseline string
+	// GenCPU pins the generator, RouterCPU the router's ingress NAPI
+	// thread (and so the softirqs it raises); -1 leaves them to the
+	// scheduler (RouterCPU -1: the router runs in the generator's
+	// softirq, on its CPU).
 	GenCPU    int
 	RouterCPU int
+	// RouterRT makes the router's NAPI thread SCHED_FIFO (with RouterCPU).
+	RouterRT bool
 	// Paths restricts the run to some paths (profiling); empty: both.
 	Paths []string
 	// IngressGRO turns GRO on on the router's ingress veth.
@@ -52,11 +57,21 @@ type Sample struct {
 	Variant string
 	Fanout  int
 	Path    string
-	Round   int
-	Seconds float64 // measured window
-	// Offered is what trafgen put out per second: sent plus dropped by
-	// s0's qdisc (the veth pushes back when the router's ring is full).
+	// Baseline is the kernel path's baseline (baselineIP6MR or
+	// baselineBridge), on the kernel path's samples and hotcast's alike
+	// (the run's).
+	Baseline  string
+	Generator string
+	Round     int
+	Seconds   float64 // measured window
+	// Offered is what the generator put out per second. xdp: s0's
+	// tx_packets plus tx_dropped (frames the router's ingress ring had no
+	// room for); trafgen: sent plus dropped by s0's qdisc (the veth pushes
+	// back when the router's ring is full).
 	Offered float64
+	// GenRate is the rate the generator itself counted over its run (xdp;
+	// trafgen does not count: its Offered).
+	GenRate float64
 	// Accepted is what reached the router's ingress (s0 tx_packets).
 	Accepted float64
 	// Receivers are the per-second counts of the route's receivers
@@ -75,6 +90,17 @@ func (s Sample) PerReceiver() float64 {
 		sum += r
 	}
 	return sum / float64(len(s.Receivers))
+}
+
+// generatorBoundShare is the delivered share of offered from which a run is
+// flagged generator-bound: the path kept up with everything offered, so the
+// generator, not the path, set the rate.
+const generatorBoundShare = 0.98
+
+// GeneratorBound reports whether the route's receivers got at least 98% of
+// what was offered.
+func (s Sample) GeneratorBound() bool {
+	return s.Offered > 0 && s.PerReceiver() >= generatorBoundShare*s.Offered
 }
 
 // MinReceiver is the slowest receiver's rate.
@@ -121,6 +147,14 @@ func (c *Config) validate() error {
 		return errors.New("no variants")
 	case c.Size < minSize || c.Size > 1500:
 		return fmt.Errorf("frame size %d: want %d..1500", c.Size, minSize)
+	case c.Generator != genXDP && c.Generator != genTrafgen:
+		return fmt.Errorf("unknown generator %q (xdp, trafgen)", c.Generator)
+	case c.Baseline != baselineIP6MR && c.Baseline != baselineBridge:
+		return fmt.Errorf("unknown kernel baseline %q (ip6mr, bridge)", c.Baseline)
+	case c.Generator == genXDP && !c.IngressGRO:
+		// Without an XDP program (the kernel path) only GRO gives the
+		// router's ingress veth the NAPI that XDP frames need.
+		return errors.New("the xdp generator needs GRO on the router's ingress (-ingress-gro)")
 	}
 	for _, n := range c.Fanouts {
 		// One bystander and the ingress also take router interfaces;
@@ -155,16 +189,8 @@ func runVariant(ctx context.Context, log *slog.Logger, cfg *Config, variant stri
 		return nil, err
 	}
 	log.Info("hotcast egress mode", "clone", clone)
-	frame, err := udpFrame(t.s0.mac, srcAddr, grpAddr, 64, udpPort, cfg.Size)
-	if err != nil {
-		return nil, err
-	}
-	conf := filepath.Join(t.dir, "stream.cfg")
-	if err := os.WriteFile(conf, []byte(trafgenConfig(frame)), 0o600); err != nil {
-		return nil, fmt.Errorf("write trafgen config: %w", err)
-	}
 	for _, n := range cfg.Fanouts {
-		if err := t.setFanout(n); err != nil {
+		if err := t.setFanout(ctx, cfg, n); err != nil {
 			return out, fmt.Errorf("fan-out %d: %w", n, err)
 		}
 		for round := 1; round <= cfg.Rounds; round++ {
@@ -179,13 +205,14 @@ func runVariant(ctx context.Context, log *slog.Logger, cfg *Config, variant stri
 				if err := ctx.Err(); err != nil {
 					return out, err
 				}
-				s, err := t.measure(ctx, cfg, conf, n, path)
+				s, err := t.measure(ctx, cfg, n, path)
 				if err != nil {
 					return out, fmt.Errorf("fan-out %d %s round %d: %w", n, path, round, err)
 				}
 				s.Variant, s.Round = variant, round
-				log.Info("measured", "fanout", n, "path", path, "round", round,
-					"offered_pps", int(s.Offered), "per_receiver_pps", int(s.PerReceiver()), "min_receiver_pps", int(s.MinReceiver()))
+				log.Info("measured", "fanout", n, "path", path, "baseline", s.Baseline, "round", round,
+					"generator_pps", int(s.GenRate), "offered_pps", int(s.Offered), "per_receiver_pps", int(s.PerReceiver()),
+					"min_receiver_pps", int(s.MinReceiver()), "generator_bound", s.GeneratorBound())
 				out = append(out, s)
 			}
 		}
@@ -195,8 +222,8 @@ func runVariant(ctx context.Context, log *slog.Logger, cfg *Config, variant stri
 
 type snapshot struct {
 	at            time.Time
-	tx            uint64 // s0 tx_packets: into the router's ingress ring
-	qSent, qDrops uint32 // s0's qdisc: what trafgen offered, sent or dropped
+	tx, txDrops   uint64 // s0: into the router's ingress ring, and what did not fit
+	qSent, qDrops uint32 // s0's qdisc (trafgen): sent or dropped
 	rcv           []uint64
 }
 
@@ -205,29 +232,32 @@ func (t *topo) snap() (snapshot, error) {
 	if err != nil {
 		return snapshot{}, err
 	}
-	sent, drops, err := t.s0.qdiscStats()
-	if err != nil {
+	sn := snapshot{tx: st.TxPackets, txDrops: st.TxDropped}
+	if _, ok := t.gen.(trafgenGen); ok {
+		if sn.qSent, sn.qDrops, err = t.s0.qdiscStats(); err != nil {
+			return snapshot{}, err
+		}
+	}
+	if sn.rcv, err = t.counts(); err != nil {
 		return snapshot{}, err
 	}
-	c, err := t.counts()
-	if err != nil {
-		return snapshot{}, err
-	}
-	return snapshot{at: time.Now(), tx: st.TxPackets, qSent: sent, qDrops: drops, rcv: c}, nil
+	sn.at = time.Now()
+	return sn, nil
 }
 
-// errTrafgenEarly is trafgen giving up before the window (its TX_RING
-// flush can fail with EAGAIN when the veth pushes back at the wrong time).
-var errTrafgenEarly = errors.New("trafgen exited early")
+// errGeneratorEarly is the generator giving up before the window
+// (trafgen's TX_RING flush can fail with EAGAIN when the veth pushes back
+// at the wrong time).
+var errGeneratorEarly = errors.New("generator exited early")
 
-// measure is measureOnce, retried (up to 3 attempts) when trafgen gives up
-// early: a generator hiccup, not a property of the path measured.
-func (t *topo) measure(ctx context.Context, cfg *Config, conf string, n int, path string) (Sample, error) {
+// measure is measureOnce, retried (up to 3 attempts) when the generator
+// gives up early: a generator hiccup, not a property of the path measured.
+func (t *topo) measure(ctx context.Context, cfg *Config, n int, path string) (Sample, error) {
 	var err error
 	for attempt := 1; attempt <= 3; attempt++ {
 		var s Sample
-		s, err = t.measureOnce(ctx, cfg, conf, n, path)
-		if !errors.Is(err, errTrafgenEarly) {
+		s, err = t.measureOnce(ctx, cfg, n, path)
+		if !errors.Is(err, errGeneratorEarly) {
 			return s, err
 		}
 		t.log.Warn("retrying the run", "fanout", n, "path", path, "attempt", attempt, "err", err)
@@ -238,9 +268,10 @@ func (t *topo) measure(ctx context.Context, cfg *Config, conf string, n int, pat
 	return Sample{}, err
 }
 
-// measureOnce runs trafgen through one path and returns the rates over the
-// measured window, which opens after the warm-up (rings and queues full).
-func (t *topo) measureOnce(ctx context.Context, cfg *Config, conf string, n int, path string) (Sample, error) {
+// measureOnce runs the generator through one path and returns the rates
+// over the measured window, which opens after the warm-up (rings and
+// queues full).
+func (t *topo) measureOnce(ctx context.Context, cfg *Config, n int, path string) (Sample, error) {
 	var err error
 	if path == pathHotcast {
 		err = t.useHotcast()
@@ -250,28 +281,26 @@ func (t *topo) measureOnce(ctx context.Context, cfg *Config, conf string, n int,
 	if err != nil {
 		return Sample{}, err
 	}
-	args := cfg.TrafgenArgs
-	if cfg.RouterCPU >= 0 && len(args) == 0 {
-		// With the router on its own CPU the veth pushes back, and
-		// trafgen's TX_RING flush dies on EAGAIN once the socket's send
-		// buffer is full; its rate-limited mode uses blocking sendto.
-		args = []string{"-b", "3000000pps"}
+	if cfg.RouterCPU >= 0 {
+		if err := t.repinRouter(cfg.RouterCPU, cfg.RouterRT); err != nil {
+			return Sample{}, err
+		}
 	}
-	t.gen, err = startTrafgen(t.snd, t.s0.name, conf, cfg.GenCPU, args)
+	t.gen, err = t.startGenerator(ctx, cfg, 0)
 	if err != nil {
 		return Sample{}, err
 	}
 	defer func() {
 		if t.gen != nil {
-			t.gen.stop(unix.SIGINT, 2*time.Second)
+			t.gen.stop()
 			t.gen = nil
 		}
 	}()
 	if err := sleep(ctx, cfg.Warmup); err != nil {
 		return Sample{}, err
 	}
-	if done, werr := t.gen.exited(); done {
-		return Sample{}, fmt.Errorf("%w (%v): %s", errTrafgenEarly, werr, t.gen.out.String())
+	if done, werr := t.gen.failed(); done {
+		return Sample{}, fmt.Errorf("%w (%v): %s", errGeneratorEarly, werr, t.gen.stop())
 	}
 	a, err := t.snap()
 	if err != nil {
@@ -284,9 +313,13 @@ func (t *topo) measureOnce(ctx context.Context, cfg *Config, conf string, n int,
 	if err != nil {
 		return Sample{}, err
 	}
-	out := t.gen.stop(unix.SIGINT, 2*time.Second)
+	if done, werr := t.gen.failed(); done && werr != nil {
+		return Sample{}, fmt.Errorf("%w: failed during the window (%v): %s", errGeneratorEarly, werr, t.gen.stop())
+	}
+	out := t.gen.stop()
+	genRate := t.gen.rate()
 	t.gen = nil
-	t.log.Debug("trafgen done", "output", out)
+	t.log.Debug("generator done", "output", out)
 	// Let the rings and socket queues drain before the next run.
 	if err := sleep(ctx, 200*time.Millisecond); err != nil {
 		return Sample{}, err
@@ -294,12 +327,21 @@ func (t *topo) measureOnce(ctx context.Context, cfg *Config, conf string, n int,
 
 	dt := b.at.Sub(a.at).Seconds()
 	s := Sample{
-		Fanout:  n,
-		Path:    path,
-		Seconds: dt,
+		Fanout:    n,
+		Path:      path,
+		Baseline:  t.baseline,
+		Generator: cfg.Generator,
+		Seconds:   dt,
+		Accepted:  float64(b.tx-a.tx) / dt,
+	}
+	switch cfg.Generator {
+	case genXDP:
+		s.Offered = float64((b.tx-a.tx)+(b.txDrops-a.txDrops)) / dt
+		s.GenRate = genRate
+	default:
 		// The qdisc counters are 32-bit: differences wrap correctly.
-		Offered:  float64((b.qSent-a.qSent)+(b.qDrops-a.qDrops)) / dt,
-		Accepted: float64(b.tx-a.tx) / dt,
+		s.Offered = float64((b.qSent-a.qSent)+(b.qDrops-a.qDrops)) / dt
+		s.GenRate = s.Offered
 	}
 	for i := range b.rcv {
 		r := float64(b.rcv[i]-a.rcv[i]) / dt

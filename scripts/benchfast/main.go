@@ -1,8 +1,11 @@
 // Command benchfast is hotcast's fast-path benchmark: the same veth
 // topology forwards one IPv6 multicast (S,G) stream 1 in -> N out through
-// hotcast's XDP path and through the kernel's ip6mr (driven by smcroute),
-// alternately, and reports delivered packets per second per receiver. The
-// method is in docs/benchmark.md. Needs root; run it through
+// hotcast's XDP path and through a kernel baseline, alternately, and
+// reports offered and delivered packets per second per receiver. The
+// kernel baseline is ip6mr (driven by smcroute) where the kernel has
+// CONFIG_IPV6_MROUTE, else a Linux bridge with MLD snooping. The stream
+// comes from xdpgen (XDP live frames, one pinned CPU; trafgen as a
+// fallback). The method is in docs/benchmark.md. Needs root; run it through
 // scripts/bench-fastpath or `make bench`.
 package main
 
@@ -32,28 +35,31 @@ func main() {
 
 func run() error {
 	var (
-		cfg      Config
-		fanouts  = flag.String("fanouts", "1,2,4,8", "fan-outs N to measure (comma-separated)")
-		variants = flag.String("variants", "sink,socket", "receiver variants: sink, socket")
-		quick    = flag.Bool("quick", false, "smoke test: 1 round of 1 s (overrides -rounds, -duration)")
-		outMD    = flag.String("out", "bench/fastpath.md", "Markdown tables (empty: none)")
-		rawDir   = flag.String("raw", "bench/raw", "directory for the per-round CSV (empty: none)")
-		verbose  = flag.Bool("v", false, "debug logging")
-		paths    = flag.String("paths", "hotcast,kernel", "paths to run (one alone: for profiling)")
-		egress   = flag.String("egress", "auto", "hotcast egress towards the receivers: xdp, clone, or auto (xdp for sink receivers, clone for socket receivers)")
-		tgArgs   = flag.String("trafgen-args", "", "extra trafgen arguments (space-separated)")
+		cfg       Config
+		fanouts   = flag.String("fanouts", "1,2,4,8", "fan-outs N to measure (comma-separated)")
+		variants  = flag.String("variants", "sink,socket", "receiver variants: sink, socket")
+		quick     = flag.Bool("quick", false, "smoke test: 1 round of 1 s (overrides -rounds, -duration)")
+		outMD     = flag.String("out", "bench/fastpath.md", "Markdown tables (empty: none)")
+		rawDir    = flag.String("raw", "bench/raw", "directory for the per-round CSV (empty: none)")
+		verbose   = flag.Bool("v", false, "debug logging")
+		paths     = flag.String("paths", "hotcast,kernel", "paths to run (one alone: for profiling)")
+		egress    = flag.String("egress", "auto", "hotcast egress towards the receivers: xdp, clone, or auto (xdp for sink receivers, clone for socket receivers)")
+		baseline  = flag.String("baseline", "auto", "kernel baseline: ip6mr (smcroute; needs CONFIG_IPV6_MROUTE), bridge (Linux bridge, MLD snooping), or auto (ip6mr where the kernel has it, else bridge)")
+		tgArgs    = flag.String("trafgen-args", "", "extra trafgen arguments (space-separated; -generator trafgen)")
+		routerCPU = flag.Int("router-cpu", -2, "CPU for the router's ingress NAPI thread (-1: the router runs in the generator's softirq, on -gen-cpu; default: another CPU than -gen-cpu with the xdp generator, -1 with trafgen)")
 	)
-	flag.IntVar(&cfg.Rounds, "rounds", 3, "rounds per (variant, fan-out, path)")
+	flag.StringVar(&cfg.Generator, "generator", genXDP, "stream generator: xdp (XDP live frames, Linux 5.18+) or trafgen (fallback)")
+	flag.IntVar(&cfg.Rounds, "rounds", 5, "rounds per (variant, fan-out, path)")
 	flag.DurationVar(&cfg.Duration, "duration", 3*time.Second, "measured window per run")
-	flag.DurationVar(&cfg.Warmup, "warmup", 500*time.Millisecond, "trafgen running before the window opens")
+	flag.DurationVar(&cfg.Warmup, "warmup", 500*time.Millisecond, "generator running before the window opens")
 	flag.IntVar(&cfg.Size, "size", 80, "frame size in bytes (Ethernet header included)")
-	flag.IntVar(&cfg.GenCPU, "gen-cpu", 0, "CPU for trafgen (-1: any)")
+	flag.IntVar(&cfg.GenCPU, "gen-cpu", 0, "CPU for the generator (-1: any)")
+	flag.BoolVar(&cfg.RouterRT, "router-rt", true, "make the router's NAPI thread SCHED_FIFO (with -router-cpu), so other processes on its CPU do not take the router's time")
 	flag.BoolVar(&cfg.IngressGRO, "ingress-gro", true, "GRO on the router's ingress veth (NAPI for the kernel path)")
-	flag.IntVar(&cfg.RouterCPU, "router-cpu", -1, "CPU for the router's ingress NAPI thread (-1: the router runs in trafgen's softirq, on -gen-cpu)")
 	flag.Parse()
 
 	if os.Geteuid() != 0 {
-		return errors.New("needs root (network namespaces, XDP, ip6mr)")
+		return errors.New("needs root (network namespaces, XDP, a bridge or ip6mr)")
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -81,14 +87,37 @@ func run() error {
 	if *quick {
 		cfg.Rounds, cfg.Duration, cfg.Warmup = 1, time.Second, 300*time.Millisecond
 	}
-	for _, tool := range []string{"trafgen", "smcrouted", "nsenter", "taskset", "ethtool", "ip"} {
+	ip6mr := haveIP6MR()
+	var note string
+	if cfg.Baseline, note, err = resolveBaseline(*baseline, ip6mr); err != nil {
+		return err
+	}
+	cfg.Logger.Info(note)
+	cfg.RouterCPU = *routerCPU
+	if cfg.RouterCPU == -2 {
+		cfg.RouterCPU = defaultRouterCPU(cfg.Generator, cfg.GenCPU, runtime.NumCPU())
+	}
+	if cfg.Generator == genXDP && cfg.RouterCPU < 0 {
+		cfg.Logger.Warn("the router shares the generator's CPU: every run is closed-loop (delivered = offered) and will be flagged generator-bound")
+	}
+	tools := []string{"nsenter", "taskset", "ethtool", "ip", "tc"}
+	if cfg.Generator == genTrafgen {
+		tools = append(tools, "trafgen")
+	}
+	switch cfg.Baseline {
+	case baselineIP6MR:
+		tools = append(tools, "smcrouted")
+	case baselineBridge:
+		tools = append(tools, "bridge")
+	}
+	for _, tool := range tools {
 		if _, err := lookPath(tool); err != nil {
-			return fmt.Errorf("%s not found (apt-get install netsniff-ng smcroute util-linux ethtool iproute2): %w", tool, err)
+			return fmt.Errorf("%s not found (apt-get install util-linux ethtool iproute2, and netsniff-ng for trafgen, smcroute for ip6mr): %w", tool, err)
 		}
 	}
 
-	// Ctrl-C cancels: the harness stops trafgen and smcrouted and deletes
-	// its namespaces before exiting.
+	// Ctrl-C cancels: the harness stops the generator and smcrouted and
+	// deletes its namespaces before exiting.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	started := time.Now()
@@ -99,12 +128,8 @@ func run() error {
 
 	var md bytes.Buffer
 	fmt.Fprintf(&md, "## Fast-path benchmark, %s\n\n", started.Format("2006-01-02"))
-	layout := fmt.Sprintf("trafgen and the router (its softirq) on CPU %d", cfg.GenCPU)
-	if cfg.RouterCPU >= 0 {
-		layout = fmt.Sprintf("trafgen (rate-limited mode) on CPU %d, the router's threaded NAPI on CPU %d", cfg.GenCPU, cfg.RouterCPU)
-	}
-	fmt.Fprintf(&md, "%s; %d CPUs; kernel %s; %d-byte frames; median of %d round(s) of %s per (variant, N, path); %s. Method: docs/benchmark.md.\n\n",
-		hostLine(), runtime.NumCPU(), kernelRelease(), cfg.Size, cfg.Rounds, cfg.Duration, layout)
+	fmt.Fprintf(&md, "%s; %d CPUs; kernel %s (%s); %d-byte frames; median of %d round(s) of %s per (variant, N, path); %s; %s. Method: docs/benchmark.md.\n\n",
+		hostLine(), runtime.NumCPU(), kernelRelease(), ip6mrFact(ip6mr), cfg.Size, cfg.Rounds, cfg.Duration, baselineLine(cfg.Baseline), layoutLine(&cfg))
 	WriteMarkdown(&md, samples, cfg.Variants)
 	os.Stdout.Write(md.Bytes())
 	if *outMD != "" && err == nil {
@@ -119,6 +144,56 @@ func run() error {
 		}
 	}
 	return err
+}
+
+// defaultRouterCPU is the router's CPU when -router-cpu is not given: with
+// the xdp generator, a CPU of its own (the first that is not the
+// generator's), so the generator is the ceiling and the router's rate is
+// measured; with trafgen (or one CPU), none: the router runs in the
+// generator's softirq.
+func defaultRouterCPU(gen string, genCPU, ncpu int) int {
+	if gen != genXDP || ncpu < 2 {
+		return -1
+	}
+	for c := range ncpu {
+		if c != genCPU {
+			return c
+		}
+	}
+	return -1
+}
+
+// ip6mrFact is the kernel's configuration fact for the tables' header.
+func ip6mrFact(have bool) string {
+	if have {
+		return "CONFIG_IPV6_MROUTE: yes"
+	}
+	return "no CONFIG_IPV6_MROUTE: " + ip6mrProc + " absent"
+}
+
+func baselineLine(b string) string {
+	if b == baselineBridge {
+		return "kernel baseline: Linux bridge, MLD snooping (mcast_snooping 1, own querier), the receivers' joins"
+	}
+	return "kernel baseline: ip6mr, (S,G) route by smcroute"
+}
+
+func layoutLine(cfg *Config) string {
+	gen := "xdpgen (XDP live frames)"
+	if cfg.Generator == genTrafgen {
+		gen = "trafgen"
+		if cfg.RouterCPU >= 0 {
+			gen = "trafgen (rate-limited mode)"
+		}
+	}
+	if cfg.RouterCPU >= 0 {
+		rt := ""
+		if cfg.RouterRT {
+			rt = fmt.Sprintf(" (SCHED_FIFO %d)", routerRTPriority)
+		}
+		return fmt.Sprintf("%s on CPU %d, the router's threaded NAPI%s and the receivers' softirqs on CPU %d", gen, cfg.GenCPU, rt, cfg.RouterCPU)
+	}
+	return fmt.Sprintf("%s and the router (its softirq) on CPU %d", gen, cfg.GenCPU)
 }
 
 func writeRaw(dir string, started time.Time, samples []Sample) error {

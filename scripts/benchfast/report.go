@@ -12,11 +12,34 @@ import (
 // Row is one line of a variant's table: medians over rounds.
 type Row struct {
 	Fanout int
-	// Offered rates (median per path): the generator shares its CPU with
-	// the router, so what it manages depends on the path.
+	// Baseline names the kernel path of the row's runs (ip6mr, bridge).
+	Baseline string
+	// Offered rates (median per path): the generator's, per path (with
+	// trafgen sharing its CPU with the router, what it manages depends on
+	// the path).
 	OfferedKernel, OfferedHotcast float64
 	Kernel, Hotcast               float64 // median per-receiver pps
-	Rounds                        int
+	// BoundKernel and BoundHotcast flag a path whose median delivered is
+	// at least 98% of its median offered: the generator set that rate.
+	BoundKernel, BoundHotcast bool
+	Rounds                    int
+}
+
+// bound reports whether delivered is generator-bound against offered.
+func bound(delivered, offered float64) bool {
+	return offered > 0 && delivered >= generatorBoundShare*offered
+}
+
+// Bound names the generator-bound paths of the row ("" for none).
+func (r Row) Bound() string {
+	var p []string
+	if r.BoundKernel {
+		p = append(p, pathKernel)
+	}
+	if r.BoundHotcast {
+		p = append(p, pathHotcast)
+	}
+	return strings.Join(p, ", ")
 }
 
 // Ratio is hotcast over kernel (0 when the kernel delivered nothing).
@@ -46,7 +69,10 @@ func Summarize(samples []Sample) map[string][]Row {
 		v string
 		n int
 	}
-	type acc struct{ offK, offH, k, h []float64 }
+	type acc struct {
+		offK, offH, k, h []float64
+		baselines        []string
+	}
 	accs := map[key]*acc{}
 	var order []key
 	for _, s := range samples {
@@ -61,6 +87,9 @@ func Summarize(samples []Sample) map[string][]Row {
 		case pathKernel:
 			a.k = append(a.k, s.PerReceiver())
 			a.offK = append(a.offK, s.Offered)
+			if s.Baseline != "" && !slices.Contains(a.baselines, s.Baseline) {
+				a.baselines = append(a.baselines, s.Baseline)
+			}
 		case pathHotcast:
 			a.h = append(a.h, s.PerReceiver())
 			a.offH = append(a.offH, s.Offered)
@@ -69,11 +98,15 @@ func Summarize(samples []Sample) map[string][]Row {
 	out := map[string][]Row{}
 	for _, k := range order {
 		a := accs[k]
-		out[k.v] = append(out[k.v], Row{
-			Fanout: k.n, OfferedKernel: median(a.offK), OfferedHotcast: median(a.offH),
+		r := Row{
+			Fanout: k.n, Baseline: strings.Join(a.baselines, "+"),
+			OfferedKernel: median(a.offK), OfferedHotcast: median(a.offH),
 			Kernel: median(a.k), Hotcast: median(a.h),
 			Rounds: min(len(a.k), len(a.h)),
-		})
+		}
+		r.BoundKernel = len(a.k) > 0 && bound(r.Kernel, r.OfferedKernel)
+		r.BoundHotcast = len(a.h) > 0 && bound(r.Hotcast, r.OfferedHotcast)
+		out[k.v] = append(out[k.v], r)
 	}
 	return out
 }
@@ -83,9 +116,12 @@ var variantTitle = map[string]string{
 	"socket": "Socket receivers (GRO on, one UDP socket joined to the group per receiver)",
 }
 
-// WriteMarkdown prints a Markdown table per variant.
+// WriteMarkdown prints a Markdown table per variant: per path the offered
+// rate (the generator's) beside the delivered one, the kernel baseline of
+// each row, and the generator-bound paths.
 func WriteMarkdown(w io.Writer, samples []Sample, variants []string) {
 	tables := Summarize(samples)
+	anyBound := false
 	for _, v := range variants {
 		rows, ok := tables[v]
 		if !ok {
@@ -96,11 +132,25 @@ func WriteMarkdown(w io.Writer, samples []Sample, variants []string) {
 			title = v
 		}
 		fmt.Fprintf(w, "### %s\n\n", title)
-		fmt.Fprintln(w, "| N | offered pps (kernel / hotcast run) | kernel pps/receiver (median) | hotcast pps/receiver (median) | ratio |")
-		fmt.Fprintln(w, "|--:|--:|--:|--:|--:|")
+		fmt.Fprintln(w, "| N | kernel baseline | kernel: offered pps | kernel: pps/receiver (median) | hotcast: offered pps | hotcast: pps/receiver (median) | ratio | generator-bound (delivered ≥ 98% of offered) |")
+		fmt.Fprintln(w, "|--:|---|--:|--:|--:|--:|--:|---|")
 		for _, r := range rows {
-			fmt.Fprintf(w, "| %d | %s / %s | %s | %s | %.2fx |\n", r.Fanout, kpps(r.OfferedKernel), kpps(r.OfferedHotcast), kpps(r.Kernel), kpps(r.Hotcast), r.Ratio())
+			b := "no"
+			if r.Bound() != "" {
+				b = "**" + r.Bound() + "**"
+				anyBound = true
+			}
+			base := r.Baseline
+			if base == "" {
+				base = "–"
+			}
+			fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s | %.2fx | %s |\n", r.Fanout, base,
+				kpps(r.OfferedKernel), kpps(r.Kernel), kpps(r.OfferedHotcast), kpps(r.Hotcast), r.Ratio(), b)
 		}
+		fmt.Fprintln(w)
+	}
+	if anyBound {
+		fmt.Fprintln(w, "A generator-bound path delivered (nearly) everything it was offered: its rate is the generator's, not the path's, which may do more; a ratio with a generator-bound hotcast is a lower bound.")
 		fmt.Fprintln(w)
 	}
 }
@@ -118,18 +168,21 @@ func kpps(v float64) string {
 	return b.String()
 }
 
-// WriteCSV writes one line per sample and receiver.
+// WriteCSV writes one line per sample and receiver; the last three columns
+// (baseline, generator, gen_pps) came after the first ten, which readers of
+// older files rely on.
 func WriteCSV(w io.Writer, samples []Sample) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"variant", "fanout", "path", "round", "seconds", "offered_pps", "accepted_pps", "receiver", "in_route", "pps"})
+	_ = cw.Write([]string{"variant", "fanout", "path", "round", "seconds", "offered_pps", "accepted_pps", "receiver", "in_route", "pps", "baseline", "generator", "gen_pps"})
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 	for _, s := range samples {
 		base := []string{s.Variant, strconv.Itoa(s.Fanout), s.Path, strconv.Itoa(s.Round), strconv.FormatFloat(s.Seconds, 'f', 3, 64), f(s.Offered), f(s.Accepted)}
+		tail := []string{s.Baseline, s.Generator, f(s.GenRate)}
 		for i, r := range s.Receivers {
-			_ = cw.Write(append(slices.Clone(base), "h"+strconv.Itoa(i+1), "true", f(r)))
+			_ = cw.Write(slices.Concat(base, []string{"h" + strconv.Itoa(i+1), "true", f(r)}, tail))
 		}
 		for i, r := range s.Bystanders {
-			_ = cw.Write(append(slices.Clone(base), "h"+strconv.Itoa(len(s.Receivers)+i+1), "false", f(r)))
+			_ = cw.Write(slices.Concat(base, []string{"h" + strconv.Itoa(len(s.Receivers)+i+1), "false", f(r)}, tail))
 		}
 	}
 	cw.Flush()

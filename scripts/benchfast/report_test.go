@@ -26,25 +26,31 @@ func TestMedian(t *testing.T) {
 
 func TestSummarize(t *testing.T) {
 	s := []Sample{
-		{Variant: "sink", Fanout: 2, Path: pathHotcast, Round: 1, Offered: 300, Receivers: []float64{300, 300}},
-		{Variant: "sink", Fanout: 2, Path: pathKernel, Round: 1, Offered: 100, Receivers: []float64{100, 80}},
-		{Variant: "sink", Fanout: 2, Path: pathHotcast, Round: 2, Offered: 500, Receivers: []float64{500, 500}},
-		{Variant: "sink", Fanout: 2, Path: pathKernel, Round: 2, Offered: 200, Receivers: []float64{200, 200}, Bystanders: []float64{0}},
-		{Variant: "sink", Fanout: 2, Path: pathHotcast, Round: 3, Offered: 400, Receivers: []float64{400, 400}},
-		{Variant: "sink", Fanout: 2, Path: pathKernel, Round: 3, Offered: 150, Receivers: []float64{150, 150}},
-		{Variant: "socket", Fanout: 1, Path: pathKernel, Round: 1, Offered: 10, Receivers: []float64{10}},
-		{Variant: "socket", Fanout: 1, Path: pathHotcast, Round: 1, Offered: 10, Receivers: []float64{9}},
+		{Variant: "sink", Fanout: 2, Path: pathHotcast, Baseline: baselineBridge, Round: 1, Offered: 300, Receivers: []float64{300, 300}},
+		{Variant: "sink", Fanout: 2, Path: pathKernel, Baseline: baselineBridge, Round: 1, Offered: 1000, Receivers: []float64{100, 80}},
+		{Variant: "sink", Fanout: 2, Path: pathHotcast, Baseline: baselineBridge, Round: 2, Offered: 500, Receivers: []float64{500, 500}},
+		{Variant: "sink", Fanout: 2, Path: pathKernel, Baseline: baselineBridge, Round: 2, Offered: 1000, Receivers: []float64{200, 200}, Bystanders: []float64{0}},
+		{Variant: "sink", Fanout: 2, Path: pathHotcast, Baseline: baselineBridge, Round: 3, Offered: 400, Receivers: []float64{400, 400}},
+		{Variant: "sink", Fanout: 2, Path: pathKernel, Baseline: baselineBridge, Round: 3, Offered: 1000, Receivers: []float64{150, 150}},
+		{Variant: "socket", Fanout: 1, Path: pathKernel, Baseline: baselineIP6MR, Round: 1, Offered: 10, Receivers: []float64{10}},
+		{Variant: "socket", Fanout: 1, Path: pathHotcast, Baseline: baselineIP6MR, Round: 1, Offered: 10, Receivers: []float64{9}},
 	}
 	got := Summarize(s)
-	want := Row{Fanout: 2, OfferedKernel: 150, OfferedHotcast: 400, Kernel: 150, Hotcast: 400, Rounds: 3}
+	// hotcast delivered all it was offered: generator-bound; the kernel a
+	// sixth of it.
+	want := Row{Fanout: 2, Baseline: baselineBridge, OfferedKernel: 1000, OfferedHotcast: 400, Kernel: 150, Hotcast: 400, BoundHotcast: true, Rounds: 3}
 	if len(got["sink"]) != 1 || got["sink"][0] != want {
 		t.Fatalf("sink rows %+v, want [%+v]", got["sink"], want)
 	}
 	if r := got["sink"][0].Ratio(); r < 2.66 || r > 2.67 {
 		t.Errorf("ratio %v, want 8/3", r)
 	}
-	if r := got["socket"][0]; r.Kernel != 10 || r.Hotcast != 9 || r.Ratio() != 0.9 {
+	if r := got["socket"][0]; r.Kernel != 10 || r.Hotcast != 9 || r.Ratio() != 0.9 || r.Baseline != baselineIP6MR {
 		t.Errorf("socket row %+v", r)
+	}
+	// 9 of 10 is 90%: below the 98% line; the kernel's 10 of 10 is on it.
+	if r := got["socket"][0]; !r.BoundKernel || r.BoundHotcast || r.Bound() != "kernel" {
+		t.Errorf("socket row bounds %+v: %q", r, r.Bound())
 	}
 	if (Row{Hotcast: 5}).Ratio() != 0 {
 		t.Error("ratio with a silent kernel path must be 0, not Inf")
@@ -52,7 +58,11 @@ func TestSummarize(t *testing.T) {
 
 	var md bytes.Buffer
 	WriteMarkdown(&md, s, []string{"sink", "socket"})
-	for _, w := range []string{"| 2 | 150 / 400 | 150 | 400 | 2.67x |", "| 1 | 10 / 10 | 10 | 9 | 0.90x |", "### Sink", "### Socket"} {
+	for _, w := range []string{
+		"| 2 | bridge | 1,000 | 150 | 400 | 400 | 2.67x | **hotcast** |",
+		"| 1 | ip6mr | 10 | 10 | 10 | 9 | 0.90x | **kernel** |",
+		"### Sink", "### Socket", "lower bound",
+	} {
 		if !strings.Contains(md.String(), w) {
 			t.Errorf("markdown lacks %q:\n%s", w, md.String())
 		}
@@ -66,7 +76,7 @@ func TestSummarize(t *testing.T) {
 	if len(lines) != 1+12+1+2 {
 		t.Fatalf("%d csv lines:\n%s", len(lines), csv.String())
 	}
-	if !strings.Contains(csv.String(), "sink,2,kernel,2,0.000,200.0,0.0,h3,false,0.0") {
+	if !strings.Contains(csv.String(), "sink,2,kernel,2,0.000,1000.0,0.0,h3,false,0.0,bridge,,0.0") {
 		t.Errorf("bystander line missing:\n%s", csv.String())
 	}
 }
@@ -156,24 +166,118 @@ func TestCompact6(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	ok := Config{Rounds: 1, Duration: 1, Fanouts: []int{1, 8}, Variants: []string{"sink", "socket"}, Size: 80}
+	ok := Config{Rounds: 1, Duration: 1, Fanouts: []int{1, 8}, Variants: []string{"sink", "socket"}, Size: 80,
+		Generator: genXDP, Baseline: baselineBridge, IngressGRO: true}
 	if err := ok.validate(); err != nil {
 		t.Fatal(err)
 	}
 	for name, mut := range map[string]func(*Config){
-		"rounds":    func(c *Config) { c.Rounds = 0 },
-		"duration":  func(c *Config) { c.Duration = 0 },
-		"fanouts":   func(c *Config) { c.Fanouts = nil },
-		"fanout 0":  func(c *Config) { c.Fanouts = []int{0} },
-		"fanout 31": func(c *Config) { c.Fanouts = []int{31} },
-		"variant":   func(c *Config) { c.Variants = []string{"tc"} },
-		"size":      func(c *Config) { c.Size = 20 },
+		"rounds":     func(c *Config) { c.Rounds = 0 },
+		"duration":   func(c *Config) { c.Duration = 0 },
+		"fanouts":    func(c *Config) { c.Fanouts = nil },
+		"fanout 0":   func(c *Config) { c.Fanouts = []int{0} },
+		"fanout 31":  func(c *Config) { c.Fanouts = []int{31} },
+		"variant":    func(c *Config) { c.Variants = []string{"tc"} },
+		"size":       func(c *Config) { c.Size = 20 },
+		"generator":  func(c *Config) { c.Generator = "pktgen" },
+		"baseline":   func(c *Config) { c.Baseline = "smcroute" },
+		"xdp no gro": func(c *Config) { c.IngressGRO = false },
 	} {
 		c := ok
 		c.Fanouts = append([]int(nil), ok.Fanouts...)
 		mut(&c)
 		if err := c.validate(); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestGeneratorBound(t *testing.T) {
+	for _, tc := range []struct {
+		offered float64
+		rcv     []float64
+		want    bool
+	}{
+		{1000, []float64{980, 980}, true},
+		{1000, []float64{970, 995}, true}, // the mean (982.5) is what counts
+		{1000, []float64{970, 985}, false},
+		{1000, []float64{979, 979}, false},
+		{0, []float64{0}, false},
+		{1000, nil, false},
+	} {
+		s := Sample{Offered: tc.offered, Receivers: tc.rcv}
+		if got := s.GeneratorBound(); got != tc.want {
+			t.Errorf("offered %v receivers %v: bound %v, want %v", tc.offered, tc.rcv, got, tc.want)
+		}
+	}
+	// A row with no hotcast runs is not flagged for hotcast.
+	rows := Summarize([]Sample{{Variant: "sink", Fanout: 1, Path: pathKernel, Offered: 5, Receivers: []float64{5}}})
+	if r := rows["sink"][0]; !r.BoundKernel || r.BoundHotcast {
+		t.Errorf("kernel-only row %+v", r)
+	}
+}
+
+func TestResolveBaseline(t *testing.T) {
+	for _, tc := range []struct {
+		flag   string
+		ip6mr  bool
+		want   string
+		inNote string
+	}{
+		{"auto", true, baselineIP6MR, "has CONFIG_IPV6_MROUTE"},
+		{"auto", false, baselineBridge, "no CONFIG_IPV6_MROUTE (/proc/net/ip6_mr_vif absent)"},
+		{"bridge", true, baselineBridge, "as asked"},
+		{"bridge", false, baselineBridge, "no CONFIG_IPV6_MROUTE"},
+		{"ip6mr", true, baselineIP6MR, "as asked"},
+	} {
+		got, note, err := resolveBaseline(tc.flag, tc.ip6mr)
+		if err != nil || got != tc.want || !strings.Contains(note, tc.inNote) {
+			t.Errorf("resolveBaseline(%q, %v) = %q, %q, %v; want %q with %q", tc.flag, tc.ip6mr, got, note, err, tc.want, tc.inNote)
+		}
+	}
+	if _, _, err := resolveBaseline("ip6mr", false); err == nil || !strings.Contains(err.Error(), "CONFIG_IPV6_MROUTE") {
+		t.Errorf("ip6mr without the kernel option: %v", err)
+	}
+	if _, _, err := resolveBaseline("smcroute", true); err == nil {
+		t.Error("unknown baseline accepted")
+	}
+}
+
+func TestParseMDB(t *testing.T) {
+	// iproute2 6.1's `bridge -j mdb show dev br0`.
+	js := `[{"mdb":[{"index":2,"dev":"br0","port":"r2","grp":"ff3e::b:1","state":"temp","flags":[]},` +
+		`{"index":2,"dev":"br0","port":"r2","grp":"ff02::1:ffce:e2ff","state":"temp","flags":[]},` +
+		`{"index":2,"dev":"br0","port":"r1","grp":"ff3e::b:1","state":"temp","flags":[]},` +
+		`{"index":2,"dev":"br0","port":"br0","grp":"ff02::6a","state":"temp","flags":[]}],"router":{}}]`
+	got, err := parseMDB([]byte(js), "ff3e::b:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != "r1,r2" {
+		t.Errorf("ports %v, want r1,r2", got)
+	}
+	if got, err := parseMDB([]byte(`[{"mdb":[],"router":{}}]`), "ff3e::b:1"); err != nil || len(got) != 0 {
+		t.Errorf("empty mdb: %v, %v", got, err)
+	}
+	if _, err := parseMDB([]byte("not json"), "ff3e::b:1"); err == nil {
+		t.Error("garbage accepted")
+	}
+}
+
+func TestDefaultRouterCPU(t *testing.T) {
+	for _, tc := range []struct {
+		gen          string
+		genCPU, ncpu int
+		want         int
+	}{
+		{genXDP, 0, 2, 1},
+		{genXDP, 1, 2, 0},
+		{genXDP, -1, 2, 0},
+		{genXDP, 0, 1, -1},
+		{genTrafgen, 0, 2, -1},
+	} {
+		if got := defaultRouterCPU(tc.gen, tc.genCPU, tc.ncpu); got != tc.want {
+			t.Errorf("defaultRouterCPU(%s, %d, %d) = %d, want %d", tc.gen, tc.genCPU, tc.ncpu, got, tc.want)
 		}
 	}
 }

@@ -35,10 +35,11 @@ const udpPort = 40001
 //	                  ...
 //	                  :rM ---- hM:rcvM   (rM is never in the route: a bystander)
 type topo struct {
-	log     *slog.Logger
-	tag     string
-	dir     string // scratch: trafgen and smcroute files
-	variant string
+	log      *slog.Logger
+	tag      string
+	dir      string // scratch: trafgen and smcroute files
+	variant  string
+	baseline string // kernel path: baselineIP6MR or baselineBridge
 
 	nss      []*namedNS
 	snd, rtr *namedNS
@@ -46,17 +47,26 @@ type topo struct {
 	r, h     []*link
 	rcv      []*namedNS
 
-	dp    *bpf.Dataplane
-	sinks []*bpf.Sink    // sink variant
-	socks []*udpReceiver // socket variant
-	smc   *smcroute      // kernel path's route daemon (per fan-out)
-	gen   *proc          // running trafgen
+	frame       []byte // the stream's frame
+	trafgenConf string // trafgen's configuration of it
+
+	dp *bpf.Dataplane
+	// sinks[i] counts at receiver i: every receiver in the sink variant
+	// (drop mode), the receivers not in the route in the socket variant
+	// (pass mode: a stray frame is seen, then the stack drops it).
+	sinks []*bpf.Sink
+	// socks[i] is receiver i's UDP socket, joined to the group while i is
+	// in the route (its joins are what a bridge baseline snoops): it
+	// counts datagrams in the socket variant, only joins in the sink one.
+	socks []*udpReceiver
+	smc   *smcroute // ip6mr baseline's route daemon (per fan-out)
+	gen   generator // running generator
 }
 
 // newTopo builds the namespaces and links for m receivers, loads the
 // dataplane and prepares the receivers for the variant.
 func newTopo(log *slog.Logger, cfg *Config, m int) (_ *topo, err error) {
-	t := &topo{log: log, tag: uniqueTag(4), variant: ""}
+	t := &topo{log: log, tag: uniqueTag(4), baseline: cfg.Baseline}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, t.close())
@@ -108,6 +118,17 @@ func newTopo(log *slog.Logger, cfg *Config, m int) (_ *topo, err error) {
 	if err := t.rtr.run(func() error { return sysctl("net/ipv6/conf/all/forwarding", "1") }); err != nil {
 		return nil, err
 	}
+	if t.baseline == baselineBridge {
+		if err := t.makeBridge(); err != nil {
+			return nil, err
+		}
+	}
+	if t.frame, err = udpFrame(t.s0.mac, srcAddr, grpAddr, 64, udpPort, cfg.Size); err != nil {
+		return nil, err
+	}
+	if err := t.writeTrafgenConf(); err != nil {
+		return nil, err
+	}
 	// The ingress runs NAPI in both paths: XDP gives it NAPI on the
 	// hotcast path, GRO on the kernel path (as a NIC always has).
 	if cfg.IngressGRO {
@@ -146,7 +167,7 @@ func newTopo(log *slog.Logger, cfg *Config, m int) (_ *topo, err error) {
 
 // pinRouter makes the router's ingress NAPI a kernel thread and pins it to
 // cpu, so the router (and the receivers' softirqs it schedules) run there
-// while trafgen has the other CPU.
+// while the generator has another CPU.
 func (t *topo) pinRouter(cpu int) error {
 	// /sys/class/net shows the namespace that mounted sysfs: ip netns exec
 	// mounts a fresh one for the command (no bpffs pins involved here).
@@ -154,6 +175,21 @@ func (t *topo) pinRouter(cpu int) error {
 	if err != nil {
 		return fmt.Errorf("threaded napi on %s: %w: %s", t.r0.name, err, out)
 	}
+	return t.repinRouter(cpu, false)
+}
+
+// routerRTPriority is the SCHED_FIFO priority of the router's NAPI thread:
+// above every ordinary process, as the softirq of a NIC's interrupt is,
+// and below the kernel's own real-time threads.
+const routerRTPriority = 50
+
+// repinRouter pins r0's NAPI threads to cpu again, and with rt makes them
+// SCHED_FIFO: attaching or detaching an XDP program can give the veth new
+// NAPI instances (and threads), so every run pins what is there. A NAPI
+// thread is an ordinary kernel thread (SCHED_OTHER, nice 0): left so, it
+// shares its CPU with whatever else runs there (on a shared box, other
+// people's compilers) and the router's rate becomes theirs.
+func (t *topo) repinRouter(cpu int, rt bool) error {
 	pids, err := napiThreads(t.r0.name)
 	if err != nil {
 		return err
@@ -161,12 +197,20 @@ func (t *topo) pinRouter(cpu int) error {
 	if len(pids) == 0 {
 		return fmt.Errorf("no napi thread for %s", t.r0.name)
 	}
+	var set unix.CPUSet
+	set.Set(cpu)
 	for _, pid := range pids {
-		if out, err := execOut("taskset", "-p", "-c", strconv.Itoa(cpu), strconv.Itoa(pid)); err != nil {
-			return fmt.Errorf("pin napi thread %d: %w: %s", pid, err, out)
+		if err := unix.SchedSetaffinity(pid, &set); err != nil {
+			return fmt.Errorf("pin napi thread %d to cpu %d: %w", pid, cpu, err)
+		}
+		if rt {
+			attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: routerRTPriority}
+			if err := unix.SchedSetAttr(pid, &attr, 0); err != nil {
+				return fmt.Errorf("napi thread %d: SCHED_FIFO %d: %w", pid, routerRTPriority, err)
+			}
 		}
 	}
-	t.log.Debug("router napi pinned", "dev", t.r0.name, "threads", pids, "cpu", cpu)
+	t.log.Debug("router napi pinned", "dev", t.r0.name, "threads", pids, "cpu", cpu, "fifo", rt)
 	return nil
 }
 
@@ -195,71 +239,90 @@ func napiThreads(dev string) ([]int, error) {
 }
 
 // setupReceivers prepares the receivers for a variant: counting-and-
-// dropping XDP sinks, or GRO plus a UDP socket joined to the group.
+// dropping XDP sinks, or GRO plus a UDP socket that counts; in both, a UDP
+// socket per receiver joins the group while the receiver is in the route.
 func (t *topo) setupReceivers(variant string) error {
 	t.variant = variant
-	switch variant {
-	case "sink":
-		for i, h := range t.h {
-			err := t.rcv[i].run(func() error {
-				s, err := bpf.AttachSink(h.index, true)
-				if err != nil {
-					return err
-				}
-				t.sinks = append(t.sinks, s)
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("sink on %s: %w", h.name, err)
+	t.sinks = make([]*bpf.Sink, len(t.h))
+	for i, h := range t.h {
+		switch variant {
+		case "sink":
+			if err := t.setSink(i, true, true); err != nil {
+				return err
 			}
-		}
-	case "socket":
-		for i, h := range t.h {
+		case "socket":
 			// GRO gives the veth NAPI, which is what lets it take
 			// XDP-redirected frames without an XDP program of its own.
 			if err := h.ethtool("-K", h.name, "gro", "on"); err != nil {
 				return err
 			}
-			if err := h.addAddr(fmt.Sprintf("fd00:b:%x::2/64", i+1)); err != nil {
-				return err
-			}
-			u, err := newUDPReceiver(t.rcv[i], h)
-			if err != nil {
-				return err
-			}
-			t.socks = append(t.socks, u)
+		default:
+			return fmt.Errorf("unknown variant %q", variant)
 		}
-	default:
-		return fmt.Errorf("unknown variant %q", variant)
+		if err := h.addAddr(fmt.Sprintf("fd00:b:%x::2/64", i+1)); err != nil {
+			return err
+		}
+		u, err := newUDPReceiver(t.rcv[i], h, variant == "socket")
+		if err != nil {
+			return err
+		}
+		t.socks = append(t.socks, u)
 	}
 	return nil
+}
+
+// setSink attaches (on) or detaches receiver i's sink.
+func (t *topo) setSink(i int, on, drop bool) error {
+	if !on {
+		if t.sinks[i] == nil {
+			return nil
+		}
+		err := t.sinks[i].Close()
+		t.sinks[i] = nil
+		if err != nil {
+			return fmt.Errorf("detach sink from %s: %w", t.h[i].name, err)
+		}
+		return nil
+	}
+	if t.sinks[i] != nil {
+		return nil
+	}
+	return t.rcv[i].run(func() error {
+		s, err := bpf.AttachSink(t.h[i].index, drop)
+		if err != nil {
+			return fmt.Errorf("sink on %s: %w", t.h[i].name, err)
+		}
+		t.sinks[i] = s
+		return nil
+	})
 }
 
 // counts returns each receiver's frames (sink) or datagrams (socket) so far.
 func (t *topo) counts() ([]uint64, error) {
 	out := make([]uint64, len(t.h))
-	switch t.variant {
-	case "sink":
-		for i, s := range t.sinks {
-			m, err := s.Counts()
+	for i := range t.h {
+		switch {
+		case t.sinks[i] != nil:
+			m, err := t.sinks[i].Counts()
 			if err != nil {
 				return nil, err
 			}
 			out[i] = m[grpAddr]
-		}
-	case "socket":
-		for i, u := range t.socks {
-			out[i] = u.n.Load()
+		case t.variant == "socket":
+			out[i] = t.socks[i].n.Load()
 		}
 	}
 	return out, nil
 }
 
-// setFanout installs the (S,G) route to the first n receivers in both
-// paths: smcrouted (restarted with a new configuration) for ip6mr, and
-// hotcast's route map. Which path carries the stream is decided by
+// setFanout makes the first n receivers the route's: they join the group
+// (the others leave it), the kernel baseline gets its route (smcrouted
+// restarted with a new configuration for ip6mr; for the bridge, its MLD
+// snooping learns the joins), hotcast gets the same (S,G) route in its
+// route map, and a probe checks that the kernel path delivers to exactly
+// those receivers. Which path carries the measured stream is decided by
 // useKernel/useHotcast.
-func (t *topo) setFanout(n int) error {
+func (t *topo) setFanout(ctx context.Context, cfg *Config, n int) error {
 	t.stopKernel()
 	names := make([]string, n)
 	oifs := make([]int, n)
@@ -267,12 +330,32 @@ func (t *topo) setFanout(n int) error {
 		names[i] = t.r[i].name
 		oifs[i] = t.r[i].index
 	}
-	var err error
-	t.smc, err = startSmcroute(t.rtr, t.dir, "hcb"+t.tag, t.r0.name, names, srcAddr.String(), grpAddr.String())
-	if err != nil {
-		return err
+	for i, u := range t.socks {
+		if err := u.setJoined(i < n); err != nil {
+			return err
+		}
+		// Socket variant: the receivers outside the route count with a
+		// pass-mode sink, so a stray frame is seen although no socket
+		// of theirs is joined.
+		if t.variant == "socket" {
+			if err := t.setSink(i, i >= n, false); err != nil {
+				return err
+			}
+		}
 	}
-	return t.rtr.run(func() error {
+	switch t.baseline {
+	case baselineIP6MR:
+		var err error
+		t.smc, err = startSmcroute(t.rtr, t.dir, "hcb"+t.tag, t.r0.name, names, srcAddr.String(), grpAddr.String())
+		if err != nil {
+			return err
+		}
+	case baselineBridge:
+		if err := t.waitMDB(ctx, names, 10*time.Second); err != nil {
+			return err
+		}
+	}
+	err := t.rtr.run(func() error {
 		// Devmaps resolve ifindexes in the writer's namespace.
 		return t.dp.ReplaceRoutes([]bpf.Route{{
 			RouteKey: bpf.RouteKey{Source: srcAddr, Group: grpAddr},
@@ -280,6 +363,71 @@ func (t *topo) setFanout(n int) error {
 			OIfs:     oifs,
 		}})
 	})
+	if err != nil {
+		return err
+	}
+	return t.probeKernel(ctx, cfg, n)
+}
+
+// probeKernel sends a burst through the kernel path until it reaches
+// exactly the first n receivers: the bridge's snooping only restricts
+// forwarding once its own querier is in charge, and it floods to every port
+// until then (RFC 4541 section 2.1.2); ip6mr must forward at once.
+func (t *topo) probeKernel(ctx context.Context, cfg *Config, n int) error {
+	if err := t.useKernel(); err != nil {
+		return err
+	}
+	const burst = 2000
+	deadline := time.Now().Add(15 * time.Second)
+	for attempt := 1; ; attempt++ {
+		before, err := t.counts()
+		if err != nil {
+			return err
+		}
+		g, err := t.startGenerator(ctx, cfg, burst)
+		if err != nil {
+			return fmt.Errorf("probe: %w", err)
+		}
+		for wait := time.Now().Add(5 * time.Second); ; {
+			if done, _ := g.failed(); done || time.Now().After(wait) {
+				break
+			}
+			if err := sleep(ctx, 10*time.Millisecond); err != nil {
+				g.stop()
+				return err
+			}
+		}
+		out := g.stop()
+		// The receivers' NAPI and sockets drain.
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+		after, err := t.counts()
+		if err != nil {
+			return err
+		}
+		var bad []string
+		got := make([]uint64, len(after))
+		for i := range after {
+			got[i] = after[i] - before[i]
+			if (i < n) != (got[i] > 0) {
+				bad = append(bad, t.h[i].name)
+			}
+		}
+		if len(bad) == 0 {
+			t.log.Debug("kernel path probed", "baseline", t.baseline, "fanout", n, "attempt", attempt, "received", got)
+			return nil
+		}
+		t.log.Debug("kernel path probe: not yet the route's receivers", "baseline", t.baseline, "fanout", n,
+			"attempt", attempt, "received", got, "generator", strings.TrimSpace(out))
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kernel path (%s) at fan-out %d: a burst of %d frames reached %v per receiver after %d attempts (want >0 at the first %d, 0 elsewhere; wrong at %v)",
+				t.baseline, n, burst, got, attempt, n, bad)
+		}
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // stopKernel stops smcrouted.
@@ -290,12 +438,14 @@ func (t *topo) stopKernel() {
 	}
 }
 
-// useKernel hands the router to ip6mr: no hotcast program on any
-// interface, so frames reach the stack and smcrouted's route.
+// useKernel hands the router to the kernel baseline: no hotcast program on
+// any interface, so frames reach the stack (ip6mr and smcrouted's route) or
+// the bridge (its MLD snooping database).
 func (t *topo) useKernel() error { return t.detachAll() }
 
 // useHotcast attaches hotcast to every router interface, as the daemon
-// does: the ingress program takes the stream before the stack sees it.
+// does: the ingress program takes the stream before the stack or the
+// bridge sees it.
 func (t *topo) useHotcast() error {
 	return t.rtr.run(func() error {
 		for _, l := range append([]*link{t.r0}, t.r...) {
@@ -323,7 +473,7 @@ func (t *topo) detachAll() error {
 func (t *topo) close() error {
 	var errs []error
 	if t.gen != nil {
-		t.gen.stop(unix.SIGINT, 2*time.Second)
+		t.gen.stop()
 		t.gen = nil
 	}
 	t.stopKernel()
@@ -331,7 +481,9 @@ func (t *topo) close() error {
 		u.close()
 	}
 	for _, s := range t.sinks {
-		errs = append(errs, s.Close())
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
 	}
 	if t.dp != nil {
 		errs = append(errs, t.dp.Close())
@@ -345,22 +497,25 @@ func (t *topo) close() error {
 	return errors.Join(errs...)
 }
 
-// udpReceiver is a UDP socket in a receiver namespace, joined to the group
-// on the receiver's veth, counting datagrams in a goroutine.
+// udpReceiver is a UDP socket in a receiver namespace, bound to the
+// stream's port, that joins the group on the receiver's veth while the
+// receiver is in the route; with read set, a goroutine counts datagrams.
 type udpReceiver struct {
-	c    *ipv6.PacketConn
-	n    atomic.Uint64
-	done chan struct{}
+	c      *ipv6.PacketConn
+	ifi    *net.Interface
+	joined bool
+	n      atomic.Uint64
+	done   chan struct{}
 }
 
-func newUDPReceiver(ns *namedNS, h *link) (*udpReceiver, error) {
+func newUDPReceiver(ns *namedNS, h *link, read bool) (*udpReceiver, error) {
 	u := &udpReceiver{done: make(chan struct{})}
 	err := ns.run(func() error {
 		pc, err := net.ListenPacket("udp6", "[::]:"+strconv.Itoa(udpPort))
 		if err != nil {
 			return err
 		}
-		if uc, ok := pc.(*net.UDPConn); ok {
+		if uc, ok := pc.(*net.UDPConn); ok && read {
 			raw, err := uc.SyscallConn()
 			if err == nil {
 				// Room for bursts: the reader is a goroutine sharing two
@@ -371,22 +526,38 @@ func newUDPReceiver(ns *namedNS, h *link) (*udpReceiver, error) {
 			}
 		}
 		u.c = ipv6.NewPacketConn(pc)
-		ifi, err := net.InterfaceByIndex(h.index)
-		if err != nil {
+		if u.ifi, err = net.InterfaceByIndex(h.index); err != nil {
 			pc.Close()
 			return err
-		}
-		if err := u.c.JoinGroup(ifi, &net.UDPAddr{IP: net.IP(grpAddr.AsSlice())}); err != nil {
-			pc.Close()
-			return fmt.Errorf("join %s on %s: %w", grpAddr, h.name, err)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("udp receiver on %s: %w", h.name, err)
 	}
-	go u.loop()
+	if read {
+		go u.loop()
+	} else {
+		close(u.done)
+	}
 	return u, nil
+}
+
+// setJoined joins the group (the kernel sends the MLD report) or leaves it.
+func (u *udpReceiver) setJoined(on bool) error {
+	if on == u.joined {
+		return nil
+	}
+	g := &net.UDPAddr{IP: net.IP(grpAddr.AsSlice())}
+	if on {
+		if err := u.c.JoinGroup(u.ifi, g); err != nil {
+			return fmt.Errorf("join %s on %s: %w", grpAddr, u.ifi.Name, err)
+		}
+	} else if err := u.c.LeaveGroup(u.ifi, g); err != nil {
+		return fmt.Errorf("leave %s on %s: %w", grpAddr, u.ifi.Name, err)
+	}
+	u.joined = on
+	return nil
 }
 
 func (u *udpReceiver) loop() {
