@@ -12,13 +12,15 @@
   plot.py gap GAP_CSV PNG [FAILOVER_MD]   the hot/cold gap plot alone
 
 Inputs (in RUNDIR, as scripts/bench leaves them):
-  machine.env     key=value: date, cpu, cores, kernel, os, mem_mib, load_start,
-                  load_end, go, commit, mode, args
+  machine.env     key=value: date, cpu, cores, kernel, ip6mr (yes|no: the
+                  kernel has CONFIG_IPV6_MROUTE, /proc/net/ip6_mr_vif), os,
+                  mem_mib, load_start, load_end, go, commit, mode, args
   steps.tsv       step, status (ok|failed|skipped), exit code, seconds, note
   fastpath.csv    scripts/benchfast's CSV (report.go WriteCSV): variant,
                   fanout, path (hotcast|kernel), round, seconds, offered_pps,
-                  accepted_pps, receiver, in_route, pps; one line per receiver
-                  and run
+                  accepted_pps, receiver, in_route, pps, then (newer files)
+                  baseline (ip6mr|bridge), generator (xdp|trafgen), gen_pps;
+                  one line per receiver and run
   fastpath.md     scripts/benchfast's tables
   failover.md     TestBenchFailover's document (internal/e2evrrp): a summary
                   table per advert interval and a "Runs" table; failover.log
@@ -92,23 +94,51 @@ def read_steps(path):
     return steps
 
 
+# A run whose receivers got at least this share of what was offered is
+# generator-bound (scripts/benchfast: generatorBoundShare).
+GENERATOR_BOUND = 0.98
+
+BASELINE_LABEL = {
+    "ip6mr": "kernel ip6mr (smcroute)",
+    "bridge": "kernel bridge (MLD snooping)",
+}
+
+
 def fastpath_rates(path):
-    """{variant: {fanout: {path: [per-receiver pps per round]}}} and the
-    bystanders' total pps (must be 0)."""
+    """{variant: {fanout: {path: [per-receiver pps per round]}}}, the
+    bystanders' total pps (must be 0), and per (variant, fanout, path) the
+    offered pps per round, the kernel baselines and the generators seen
+    (files before the baseline column: ip6mr, trafgen)."""
     runs = {}  # (variant, fanout, path, round) -> [pps of routed receivers]
+    offered = {}  # (variant, fanout, path, round) -> offered pps
+    baselines, generators = {}, set()
     bystanders = 0.0
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             key = (row["variant"], int(row["fanout"]), row["path"], int(row["round"]))
             pps = float(row["pps"])
+            offered[key] = float(row.get("offered_pps") or 0)
+            baselines.setdefault(row["variant"], set()).add(row.get("baseline") or "ip6mr")
+            generators.add(row.get("generator") or "trafgen")
             if row["in_route"] == "true":
                 runs.setdefault(key, []).append(pps)
             else:
                 bystanders += pps
     out = {}
-    for (variant, fanout, p, _), rs in sorted(runs.items()):
+    off = {}
+    for (variant, fanout, p, rnd), rs in sorted(runs.items()):
         out.setdefault(variant, {}).setdefault(fanout, {}).setdefault(p, []).append(sum(rs) / len(rs))
-    return out, bystanders
+        off.setdefault((variant, fanout, p), []).append(offered.get((variant, fanout, p, rnd), 0))
+    return out, bystanders, {"offered": off, "baselines": baselines, "generators": generators}
+
+
+def generator_bound(delivered, offered):
+    """Medians: delivered at least 98% of offered."""
+    return bool(delivered) and bool(offered) and statistics.median(delivered) >= GENERATOR_BOUND * statistics.median(offered)
+
+
+def baseline_label(names):
+    return " / ".join(BASELINE_LABEL.get(b, "kernel " + b) for b in sorted(names)) or BASELINE_LABEL["ip6mr"]
 
 
 _DUR = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
@@ -307,7 +337,7 @@ def demote(md, top=3, drop_first_heading=True):
 # ---------------------------------------------------------------- plots
 
 
-def plot_fastpath(rates, png, subtitle=""):
+def plot_fastpath(rates, png, subtitle="", info=None):
     variants = [v for v in ("sink", "socket") if v in rates] + [v for v in rates if v not in ("sink", "socket")]
     titles = {
         "sink": "sink receivers (XDP count-and-drop)",
@@ -323,20 +353,27 @@ def plot_fastpath(rates, png, subtitle=""):
         fanouts = sorted(rates[v])
         x = list(range(len(fanouts)))
         w = 0.38
+        klabel = baseline_label((info or {}).get("baselines", {}).get(v, set()))
         for off, path, color, label in (
-            (-w / 2, "kernel", KERNEL_COLOR, "kernel ip6mr (smcroute)"),
+            (-w / 2, "kernel", KERNEL_COLOR, klabel),
             (w / 2, "hotcast", HOTCAST_COLOR,
              "hotcast (clone egress)" if v == "socket" else "hotcast (XDP egress)"),
         ):
-            med, lo, hi = [], [], []
+            med, lo, hi, hatch = [], [], [], []
             for n in fanouts:
+                offered = (info or {}).get("offered", {}).get((v, n, path), [])
+                hatch.append("//" if generator_bound(rates[v][n].get(path, []), offered) else "")
                 rs = [r / 1e3 for r in rates[v][n].get(path, [])]
                 m = statistics.median(rs) if rs else 0
                 med.append(m)
                 lo.append(m - min(rs) if rs else 0)
                 hi.append(max(rs) - m if rs else 0)
-            ax.bar([i + off for i in x], med, w, color=color, label=label, yerr=[lo, hi], capsize=3,
-                   error_kw={"elinewidth": 1, "ecolor": "black"})
+            bars = ax.bar([i + off for i in x], med, w, color=color, label=label, yerr=[lo, hi], capsize=3,
+                          error_kw={"elinewidth": 1, "ecolor": "black"})
+            for b, h in zip(bars, hatch):
+                if h:  # generator-bound: the generator, not the path, set the rate
+                    b.set_hatch(h)
+                    b.set_edgecolor("black")
         for i, n in enumerate(fanouts):
             k = rates[v][n].get("kernel", [])
             h = rates[v][n].get("hotcast", [])
@@ -354,7 +391,7 @@ def plot_fastpath(rates, png, subtitle=""):
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
         ax.legend(loc="upper right", fontsize=9)
-    fig.suptitle("Fast path: IPv6 multicast delivered per receiver, hotcast vs kernel", fontsize=13)
+    fig.suptitle("Fast path: IPv6 multicast delivered per receiver, hotcast vs the kernel baseline", fontsize=13)
     if subtitle:
         fig.text(0.5, 0.005, subtitle, ha="center", va="bottom", fontsize=8.5, color="#444444")
     fig.tight_layout(rect=(0, 0.04, 1, 0.96))
@@ -504,6 +541,8 @@ class Report:
     def machine_line(self):
         e = self.env
         parts = [e.get("cpu") or "unknown CPU", "%s cores" % e.get("cores", "?"), "kernel " + e.get("kernel", "?")]
+        if self.ip6mr_fact():
+            parts[-1] += " (%s)" % self.ip6mr_fact()
         if e.get("os"):
             parts.append(e["os"])
         if e.get("mem_mib"):
@@ -533,46 +572,82 @@ class Report:
 
     # -- sections
 
+    def ip6mr_fact(self):
+        """The kernel's CONFIG_IPV6_MROUTE fact, from machine.env."""
+        have = self.env.get("ip6mr")
+        if have == "yes":
+            return "CONFIG_IPV6_MROUTE: yes (/proc/net/ip6_mr_vif present)"
+        if have == "no":
+            return "no CONFIG_IPV6_MROUTE (/proc/net/ip6_mr_vif absent)"
+        return None
+
     def fastpath(self):
-        self.p("## Fast path: hotcast XDP vs kernel ip6mr")
-        self.p()
-        self.p("`scripts/bench-fastpath` (%s). One IPv6 multicast stream, 1 in → N out over veth, through "
-               "hotcast's XDP path and through the kernel's ip6mr (smcroute) alternately; packets per second "
-               "delivered per receiver. Method: `docs/benchmark.md`." % self.status("fastpath"))
-        self.p()
         csvp = self.path("fastpath.csv")
+        rates, bystanders, info = None, 0, None
+        err = None
         if os.path.exists(csvp):
             try:
-                rates, bystanders = fastpath_rates(csvp)
+                rates, bystanders, info = fastpath_rates(csvp)
             except (OSError, KeyError, ValueError) as e:
-                rates, bystanders = None, 0
-                self.p("(%s: unreadable: %s)" % (csvp, e))
-            if rates:
-                nrounds = max(len(rs) for v in rates.values() for per in v.values() for rs in per.values())
-                msg = self.plot("fastpath-pps.png", plot_fastpath, rates,
-                                subtitle="bars: median of %d round(s); whiskers: min–max; label: hotcast / kernel. %s"
-                                % (nrounds, self.subtitle()))
-                if msg is None:
-                    self.p("![Fast path: delivered pps per receiver, hotcast vs kernel](fastpath-pps.png)")
-                else:
-                    self.p("(" + msg + ")")
-                self.p()
-                if bystanders > 0:
-                    self.p("**The bystander receiver (never in the route) received %.0f pps.**" % bystanders)
-                    self.p()
-                for v in sorted(rates):
-                    ratios = []
-                    for n in sorted(rates[v]):
-                        k, h = rates[v][n].get("kernel"), rates[v][n].get("hotcast")
-                        if k and h and statistics.median(k) > 0:
-                            ratios.append((n, statistics.median(h) / statistics.median(k)))
-                    if ratios:
-                        self.summary.append("Fast path, %s receivers: hotcast delivers %s the kernel's pps per receiver (fan-out %s)." % (
-                            v, " / ".join("%.2fx" % r for _, r in ratios), " / ".join(str(n) for n, _ in ratios)))
-        else:
+                err = e
+        names = set()
+        for bs in ((info or {}).get("baselines") or {}).values():
+            names |= bs
+        if not names:
+            names = {"ip6mr"} if self.env.get("ip6mr") != "no" else {"bridge"}
+        title = " / ".join({"ip6mr": "kernel ip6mr", "bridge": "kernel bridge (MLD snooping)"}.get(b, b) for b in sorted(names))
+        self.p("## Fast path: hotcast XDP vs %s" % title)
+        self.p()
+        how = {
+            "ip6mr": "the kernel's ip6mr (smcroute installs the same (S,G) route)",
+            "bridge": "the kernel's own L2 multicast replication (the router's interfaces as the ports of a Linux "
+                      "bridge with MLD snooping, `mcast_snooping 1`, the ports joined by the same receivers)",
+        }
+        gens = (info or {}).get("generators") or set()
+        gen = " and ".join(sorted({"xdp": "xdpgen (XDP live frames, one pinned CPU)"}.get(g, g) for g in gens)) or "the generator"
+        self.p("`scripts/bench-fastpath` (%s). One IPv6 multicast stream from %s, 1 in → N out over veth, through "
+               "hotcast's XDP path and through %s alternately; offered and delivered packets per second per receiver. "
+               "Method: `docs/benchmark.md`." % (self.status("fastpath"), gen, " / ".join(how.get(b, b) for b in sorted(names))))
+        self.p()
+        fact = self.ip6mr_fact()
+        if fact:
+            self.p("Kernel: %s; kernel baseline: %s." % (
+                fact, " / ".join({"ip6mr": "ip6mr", "bridge": "Linux bridge with MLD snooping"}.get(b, b) for b in sorted(names))))
+            self.p()
+        if err is not None:
+            self.p("(%s: unreadable: %s)" % (csvp, err))
+            self.p()
+        elif rates is None:
             warn("no fast-path CSV in %s: fastpath-pps.png skipped" % self.run)
             self.p("(No fast-path CSV from this run: plot skipped.)")
             self.p()
+        if rates:
+            nrounds = max(len(rs) for v in rates.values() for per in v.values() for rs in per.values())
+            msg = self.plot("fastpath-pps.png", plot_fastpath, rates,
+                            subtitle="bars: median of %d round(s); whiskers: min–max; label: hotcast / kernel; "
+                                     "hatched: generator-bound (delivered ≥ 98%% of offered). %s"
+                            % (nrounds, self.subtitle()), info=info)
+            if msg is None:
+                self.p("![Fast path: delivered pps per receiver, hotcast vs the kernel baseline](fastpath-pps.png)")
+            else:
+                self.p("(" + msg + ")")
+            self.p()
+            if bystanders > 0:
+                self.p("**The bystander receiver (never in the route) received %.0f pps.**" % bystanders)
+                self.p()
+            for v in sorted(rates):
+                ratios, bound = [], []
+                for n in sorted(rates[v]):
+                    k, h = rates[v][n].get("kernel"), rates[v][n].get("hotcast")
+                    if k and h and statistics.median(k) > 0:
+                        ratios.append((n, statistics.median(h) / statistics.median(k)))
+                    for p, d in (("kernel", k), ("hotcast", h)):
+                        if d and generator_bound(d, info["offered"].get((v, n, p), [])):
+                            bound.append("%s at N=%d" % (p, n))
+                if ratios:
+                    self.summary.append("Fast path, %s receivers: hotcast delivers %s the pps per receiver of %s (fan-out %s); generator-bound: %s." % (
+                        v, " / ".join("%.2fx" % r for _, r in ratios), baseline_label(info["baselines"].get(v, set())),
+                        " / ".join(str(n) for n, _ in ratios), ", ".join(bound) or "none"))
         mdp = self.path("fastpath.md")
         if os.path.exists(mdp):
             with open(mdp) as f:
@@ -825,7 +900,8 @@ def main():
         warn("matplotlib missing: apt-get install python3-matplotlib")
         return 1
     if a.cmd == "fastpath":
-        plot_fastpath(fastpath_rates(a.csv)[0], a.png)
+        rates, _, info = fastpath_rates(a.csv)
+        plot_fastpath(rates, a.png, info=info)
     elif a.cmd == "vrrp":
         plot_vrrp(failover_from_md(a.md), a.png)
     elif a.cmd == "gap":
