@@ -2,8 +2,8 @@
 //go:build ignore
 
 /*
- * hc_tc_ingress: TC ingress (tcx) on VRRP interfaces. hc_ingress rewrites
- * frames to a Master group's virtual MAC to the interface MAC, but on
+ * hc_tc_ingress: TC ingress (tcx) on every hotcast interface. hc_ingress
+ * rewrites frames to a Master group's virtual MAC to the interface MAC, but on
  * drivers that run XDP on an skb (veth, generic XDP) the skb was already
  * classified PACKET_OTHERHOST from the original destination and the stack
  * would drop it. Frames now addressed to the interface MAC are made
@@ -14,6 +14,9 @@
  * with the set id in the metadata, and each copy leaves through
  * bpf_clone_redirect (the gate and source MAC of each egress applied as in
  * the devmap program); the original is then consumed.
+ *
+ * And it sends out the Neighbor Advertisements hc_ingress answers for
+ * virtual IPs (see tx_via_tc in include/vrrp.h).
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -72,8 +75,15 @@ int hc_tc_ingress(struct __sk_buff *skb)
 	struct hc_iface *ifc;
 	__u32 ifindex = skb->ifindex;
 
-	if ((void *)(meta + 1) <= data && meta->magic == HC_META_MAGIC)
-		return clone_out(skb, meta->set_id);
+	if ((void *)(meta + 1) <= data) {
+		if (meta->magic == HC_META_MAGIC)
+			return clone_out(skb, meta->set_id);
+		/* An NA hc_ingress built from an NS (vrrp.h tx_via_tc): out
+		 * of this interface, where the tc egress program sees it as
+		 * any frame from a virtual IP. */
+		if (meta->magic == HC_META_TX_MAGIC)
+			return bpf_redirect(ifindex, 0);
+	}
 
 	if (skb->pkt_type != PACKET_OTHERHOST)
 		return TC_ACT_OK;

@@ -119,9 +119,15 @@ func TestVRRPFastPath(t *testing.T) {
 			master(true)
 			before, _ := d.Reasons()
 			v, out := run(t, d.ingress, nsFrame(tc.src, tc.dst, tc.target, 255).bytes(), lo)
-			if v != 3 { // XDP_TX
-				t.Fatalf("verdict %d, want XDP_TX", v)
+			// Up to hc_tc_ingress, which sends it back out (XDP_TX
+			// would not reach a veth peer without XDP).
+			if v != xdpPass {
+				t.Fatalf("verdict %d, want XDP_PASS with the NA for TC", v)
 			}
+			if len(out) < 8 || binary.LittleEndian.Uint32(out) != metaTxMagic {
+				t.Fatalf("metadata %x, want the send-back magic %#x", out[:min(8, len(out))], metaTxMagic)
+			}
+			out = out[8:]
 			if delta := reasonDelta(t, d, before); delta[ReasonTxNA] != 1 || len(delta) != 1 {
 				t.Errorf("reasons %v", named(delta))
 			}
@@ -218,6 +224,9 @@ func TestVRRPFastPath(t *testing.T) {
 		}
 	})
 }
+
+// metaTxMagic is HC_META_TX_MAGIC: hc_tc_ingress sends the frame back out.
+const metaTxMagic = 0x68634e31
 
 func runTC(t *testing.T, p *ebpf.Program, data []byte) []byte {
 	t.Helper()

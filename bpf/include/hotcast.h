@@ -43,7 +43,7 @@ enum hc_reason {
 	HC_R_DROP_NO_OIF,         /* ingress: route with an empty set */
 	HC_R_DROP_REDIRECT,       /* ingress: the redirect helper failed */
 	HC_R_DROP_VMAC_BACKUP,    /* ingress: to a VRRP virtual MAC we are not Master of */
-	HC_R_TX_NA,               /* ingress: NS for a virtual IP answered (XDP_TX) */
+	HC_R_TX_NA,               /* ingress: NS for a virtual IP answered */
 	HC_R_FORWARDED_CLONE,     /* ingress: handed to TC for clone replication */
 	HC_R_DROP_CLONE,          /* tc: clone replication failed (no metadata room, set gone) */
 	HC_R_EGRESS_SENT,         /* egress: a copy left */
@@ -81,8 +81,11 @@ struct hc_oif_list {
 	__u32 ifindex[HC_MAX_SET_OIFS];
 };
 
-/* XDP -> TC metadata of a frame replicated in TC (clone mode). */
-#define HC_META_MAGIC 0x68634d31 /* "hcM1" */
+/* XDP -> TC metadata: a frame replicated in TC (clone mode, with its set
+ * id), or a frame hc_tc_ingress sends back out of the interface it came in
+ * on (a Neighbor Advertisement built in XDP, see vrrp.h). */
+#define HC_META_MAGIC 0x68634d31    /* "hcM1" */
+#define HC_META_TX_MAGIC 0x68634e31 /* "hcN1" */
 struct hc_meta {
 	__u32 magic;
 	__u32 set_id;

@@ -58,10 +58,36 @@ static __always_inline __u32 csum_add16(__u32 sum, const __u8 *p, int n)
 	return sum;
 }
 
+/* Sends the frame (an NA built in place) back out of the interface it came
+ * in on. Not with XDP_TX: on a veth, an XDP_TX'd frame reaches the peer only
+ * when the peer runs an XDP program of its own; the kernel (veth_xdp_flush)
+ * does not wake a peer that has only GRO on, or neither, and the NA waits in
+ * its ring until other traffic happens to wake it (a host on a bridge, a
+ * container). So the frame goes up with HC_META_TX_MAGIC in its metadata and
+ * hc_tc_ingress redirects it to the interface's egress, through the stack,
+ * which every driver delivers. Where the driver has no room for metadata,
+ * XDP_TX. */
+static __always_inline int tx_via_tc(struct xdp_md *ctx)
+{
+	struct hc_meta *meta;
+	void *data;
+
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(*meta)))
+		return XDP_TX;
+	meta = (void *)(long)ctx->data_meta;
+	data = (void *)(long)ctx->data;
+	if ((void *)(meta + 1) > data)
+		return XDP_TX;
+	meta->magic = HC_META_TX_MAGIC;
+	meta->set_id = 0;
+	return XDP_PASS;
+}
+
 /* Answers an NS for a virtual IP (untagged frames, hop limit 255, code 0,
  * target one of our Master groups' virtual IPs). Returns 0 when the frame is
- * not such an NS, else XDP_TX (counted), or XDP_DROP when the frame could
- * not be resized. The frame is rewritten in place into the NA. */
+ * not such an NS, else the verdict that sends the NA (tx_via_tc, counted),
+ * or XDP_DROP when the frame could not be resized. The frame is rewritten
+ * in place into the NA. */
 static __always_inline int ns_answer(struct xdp_md *ctx, struct ipv6hdr *ip6h,
 				     void *data_end)
 {
@@ -157,7 +183,7 @@ static __always_inline int ns_answer(struct xdp_md *ctx, struct ipv6hdr *ip6h,
 	*(__be16 *)(na + 2) = bpf_htons(~sum & 0xffff);
 
 	count_reason(HC_R_TX_NA);
-	return XDP_TX;
+	return tx_via_tc(ctx);
 }
 
 #endif /* HOTCAST_VRRP_H */

@@ -20,6 +20,8 @@ import (
 // virtual-address list as the hotcast routers, link-local first (RFC 9568
 // §5.2.9; keepalived flaps against peers with another list). A notify
 // script appends "STATE unix-nanoseconds" to a file on every change.
+// Parameters: router id, VRID, priority, advert interval, extra lines,
+// notify script, the two virtual addresses.
 const keepalivedConf = `
 global_defs {
   router_id %s
@@ -29,7 +31,7 @@ global_defs {
 vrrp_instance VI_1 {
   state BACKUP
   interface eth0
-  virtual_router_id 1
+  virtual_router_id %d
   priority %d
   advert_int %s
   native_ipv6
@@ -61,8 +63,16 @@ type kaState struct {
 
 // startKeepalived writes the configuration and runs
 // "keepalived -P -n -l -D -G -R -f CONF -p PID -r VRRP_PID" in ns until the
-// test ends. extra is added to the instance block.
+// test ends: VRID 1 with the lab's virtual addresses. extra is added to the
+// instance block.
 func startKeepalived(t *testing.T, ns *netnstest.NS, prio int, advInt, extra string) *keepalived {
+	t.Helper()
+	return startKeepalivedGroup(t, ns, 1, prio, advInt, extra, vipLL, vipGlobal)
+}
+
+// startKeepalivedGroup is startKeepalived for group vrid with the virtual
+// addresses ll (link-local) and global.
+func startKeepalivedGroup(t *testing.T, ns *netnstest.NS, vrid, prio int, advInt, extra, ll, global string) *keepalived {
 	t.Helper()
 	if _, err := exec.LookPath("keepalived"); err != nil {
 		t.Skip("keepalived not installed (make deps-test)")
@@ -79,7 +89,7 @@ func startKeepalived(t *testing.T, ns *netnstest.NS, prio int, advInt, extra str
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$3 $(date +%s%N)\" >> "+k.notif+"\n"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	conf := fmt.Sprintf(keepalivedConf, netnstest.UniqueName("ka"), prio, advInt, extra, script, vipLL, vipGlobal)
+	conf := fmt.Sprintf(keepalivedConf, netnstest.UniqueName("ka"), vrid, prio, advInt, extra, script, ll, global)
 	if err := os.WriteFile(k.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
