@@ -582,9 +582,16 @@ type Iface struct {
 	// devmap broadcast (a page per copy): for skb-bound ports. Set it
 	// before installing routes towards the interface.
 	Clone bool
+	// NoRoute makes the interface a host port for multicast: what arrives
+	// there goes to the stack, whatever the routes say. For interfaces
+	// attached only for VRRP6 (multicast.routing-enable off).
+	NoRoute bool
 }
 
-const ifaceFlagClone = 1 // HC_IFACE_F_CLONE
+const (
+	ifaceFlagClone   = 1 // HC_IFACE_F_CLONE
+	ifaceFlagNoRoute = 2 // HC_IFACE_F_NO_ROUTE
+)
 
 // SetIface writes an interface's gate and source MAC in one map write (a
 // VRRP switchover is exactly this call).
@@ -605,6 +612,9 @@ func (d *Dataplane) SetIface(ifindex int, ifc Iface) error {
 	v.Gate = ifc.Gate
 	if ifc.Clone {
 		v.Flags |= ifaceFlagClone
+	}
+	if ifc.NoRoute {
+		v.Flags |= ifaceFlagNoRoute
 	}
 	if err := d.maps["ifaces"].Put(uint32(ifindex), v); err != nil {
 		return fmt.Errorf("set interface %d: %w", ifindex, err)
@@ -655,7 +665,10 @@ func (d *Dataplane) Iface(ifindex int) (Iface, error) {
 	if err := d.maps["ifaces"].Lookup(uint32(ifindex), &v); err != nil {
 		return Iface{}, fmt.Errorf("interface %d: %w", ifindex, err)
 	}
-	return Iface{Gate: v.Gate, SrcMAC: net.HardwareAddr(slices.Clone(v.SrcMac[:])), MAC: net.HardwareAddr(slices.Clone(v.Mac[:])), Clone: v.Flags&ifaceFlagClone != 0}, nil
+	return Iface{
+		Gate: v.Gate, SrcMAC: net.HardwareAddr(slices.Clone(v.SrcMac[:])), MAC: net.HardwareAddr(slices.Clone(v.Mac[:])),
+		Clone: v.Flags&ifaceFlagClone != 0, NoRoute: v.Flags&ifaceFlagNoRoute != 0,
+	}, nil
 }
 
 // DeleteIface removes an interface's entry: copies toward it are dropped.

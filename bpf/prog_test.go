@@ -120,15 +120,22 @@ func TestSpecLimits(t *testing.T) {
 
 func TestIngress(t *testing.T) {
 	d, env := openTest(t)
-	oifA, oifB := env.oifs[0], env.oifs[1]
+	oifA, oifB, noRoute := env.oifs[0], env.oifs[1], env.oifs[3]
+	grpHost := netip.MustParseAddr("ff3e::77")
 	routes := []Route{
 		{RouteKey: RouteKey{Source: srcS, Group: grpG}, IIf: lo, OIfs: []int{oifA, oifB}},
 		{RouteKey: RouteKey{Group: grpG}, IIf: lo, OIfs: []int{oifA}},
 		{RouteKey: RouteKey{Group: grpG2}, IIf: 2, OIfs: []int{oifA}}, // RPF elsewhere
 		{RouteKey: RouteKey{Source: otherS, Group: grpG2}, IIf: lo},   // empty set
 		{RouteKey: RouteKey{Source: srcS, Group: netip.MustParseAddr("ff05::7")}, IIf: lo, OIfs: []int{oifB}},
+		{RouteKey: RouteKey{Group: grpHost}, IIf: noRoute, OIfs: []int{oifA}},
 	}
 	if err := d.ReplaceRoutes(routes); err != nil {
+		t.Fatal(err)
+	}
+	// An interface attached for VRRP6 alone does not route. (dummy3: not
+	// ifindex 7, which a case below takes for another, routing, port.)
+	if err := d.SetIface(noRoute, Iface{Gate: GateForward, SrcMAC: macA, NoRoute: true}); err != nil {
 		t.Fatal(err)
 	}
 	udp := func(hl uint8) frame { return frame{src: srcS, dst: grpG, hopLimit: hl} }
@@ -187,6 +194,9 @@ func TestIngress(t *testing.T) {
 		{name: "extension chain too long", f: withExt(udp(64), dest(0), dest(0), dest(0), dest(0), dest(0), dest(0), dest(0), dest(0), dest(0)), verdict: xdpDrop, reason: ReasonDropMalformed},
 		{name: "eight extension headers is fine", f: withExt(udp(64), dest(0), dest(0), dest(0), dest(0), dest(0), dest(0), dest(0), dest(0)), verdict: xdpRedirect, reason: ReasonForwarded, hopOut: 63},
 		{name: "extension header truncated", f: withExt(frame{src: srcS, dst: grpG, hopLimit: 64, payload: []byte{}, payloadLenAdj: -40}, dest(5)), verdict: xdpDrop, reason: ReasonDropMalformed},
+		{name: "not routing: a route's own iif goes to the stack", f: frame{src: srcS, dst: grpHost, hopLimit: 64}, ifindex: noRoute, verdict: xdpPass, reason: ReasonPassMiss},
+		{name: "not routing: rpf failure goes to the stack", f: udp(64), ifindex: noRoute, verdict: xdpPass, reason: ReasonPassMiss},
+		{name: "not routing: no route", f: frame{src: srcS, dst: netip.MustParseAddr("ff3e::dead"), hopLimit: 64}, ifindex: noRoute, verdict: xdpPass, reason: ReasonPassMiss},
 		{name: "vlan tagged, stripped on the way out", f: func() frame { f := udp(64); f.vlan = 100; return f }(), verdict: xdpRedirect, reason: ReasonForwarded, hopOut: 63},
 	}
 	for _, tc := range tests {

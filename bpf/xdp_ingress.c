@@ -91,6 +91,8 @@ int hc_ingress(struct xdp_md *ctx)
 	struct ethhdr *eth;
 	struct hc_route *rt;
 	struct hc_counter *ctr;
+	struct hc_iface *ifc;
+	__u32 ifx;
 	void *set;
 	int vlan_len;
 	int proto;
@@ -156,6 +158,13 @@ int hc_ingress(struct xdp_md *ctx)
 		if (!rt)
 			return pass(HC_R_PASS_MISS);
 	}
+	/* An interface that does not route (VRRP6 alone) hands its multicast
+	 * to the stack as if no route matched: looked up only for frames
+	 * that have a route. */
+	ifx = ctx->ingress_ifindex;
+	ifc = bpf_map_lookup_elem(&ifaces, &ifx);
+	if (ifc && (ifc->flags & HC_IFACE_F_NO_ROUTE))
+		return pass(HC_R_PASS_MISS);
 	if (rt->iif != ctx->ingress_ifindex)
 		return drop(HC_R_DROP_RPF);
 	if (ip6h->hop_limit <= 1)

@@ -36,7 +36,8 @@ enum hc_reason {
 	HC_R_PASS_MLD,            /* ingress: ICMPv6 130/131/132/143 */
 	HC_R_PASS_PIM,            /* ingress: next header 103 */
 	HC_R_PASS_VRRP,           /* ingress: next header 112 */
-	HC_R_PASS_MISS,           /* ingress: no (S,G) nor (*,G) route */
+	HC_R_PASS_MISS,           /* ingress: no (S,G) nor (*,G) route, or the
+				   * interface does not route */
 	HC_R_PASS_HOP_LIMIT,      /* ingress: hop limit <= 1, not forwarded */
 	HC_R_DROP_MALFORMED,      /* ingress: truncated/malformed headers */
 	HC_R_DROP_RPF,            /* ingress: arrived on the wrong interface */
@@ -73,7 +74,12 @@ struct hc_route {
 				     * the set has a clone-mode interface */
 
 /* hc_iface.flags */
-#define HC_IFACE_F_CLONE (1U << 0) /* egress: clone-mode (skb-bound) port */
+#define HC_IFACE_F_CLONE (1U << 0)    /* egress: clone-mode (skb-bound) port */
+#define HC_IFACE_F_NO_ROUTE (1U << 1) /* ingress: the interface does not
+				       * route (VRRP6 without
+				       * multicast.routing-enable): its
+				       * multicast goes to the stack, counted
+				       * as HC_R_PASS_MISS */
 
 /* The members of an outgoing set, for replication in TC. */
 struct hc_oif_list {

@@ -2,6 +2,8 @@ package e2evrrp
 
 import (
 	"context"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,6 +102,21 @@ func TestBridgeHostPingsVIP(t *testing.T) {
 	r := l.start(0)
 	waitState(t, r, "Master", 5*time.Second)
 	l.hostReachesVIPs(t, "hotcast Master")
+}
+
+// TestVRRPWithoutRouting: only interfaces[].vrrp6, multicast.routing-enable
+// false (keepalived-style use). hotcast still puts on lan0 what the
+// virtual MAC needs (the XDP program, not routing there), so the host that
+// resolved the virtual address to the virtual MAC reaches it.
+func TestVRRPWithoutRouting(t *testing.T) {
+	l := newBridgeLab(t, false, false)
+	r := l.start(0)
+	waitState(t, r, "Master", 5*time.Second)
+	l.hostReachesVIPs(t, "hotcast Master, no routing")
+	out, err := exec.Command("ip", "-n", r.ns.Name, "link", "show", "lan0").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), " xdp") {
+		t.Errorf("lan0 without an XDP program: %v\n%s", err, out)
+	}
 }
 
 // TestBridgeKeepalivedPeer: keepalived (priority 100) is the other router

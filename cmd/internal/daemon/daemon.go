@@ -450,17 +450,18 @@ func (d *Daemon) openDataplane() (attachedBefore []string, err error) {
 		return nil, err
 	}
 
-	// Interfaces no longer configured lose their program.
+	// Interfaces no longer configured, or that neither route nor run
+	// VRRP6, lose their program.
 	for _, name := range dp.Attached() {
-		if _, ok := d.ifaces[name]; !ok || !d.cfg.Multicast.RoutingEnable {
+		if ifc, ok := d.ifaces[name]; !ok || !d.needsFastPath(ifc) {
 			d.log.Info("detaching interface no longer configured", "interface", name)
 			if err := dp.Detach(name); err != nil {
 				return fail(err)
 			}
 		}
 	}
-	if d.cfg.Multicast.RoutingEnable {
-		for _, ifc := range d.ifaces {
+	for _, ifc := range d.ifaces {
+		if d.needsFastPath(ifc) {
 			if err := d.attachIface(ifc); err != nil {
 				return fail(onIface(ifc.name, err))
 			}
@@ -488,7 +489,9 @@ func (d *Daemon) openDataplane() (attachedBefore []string, err error) {
 }
 
 // attachIface puts the fast path on an interface: its entry in the ifaces
-// map and the ingress programs.
+// map and the ingress programs. Without multicast.routing-enable (an
+// interface attached for VRRP6 alone) the entry says the interface does
+// not route: its multicast goes to the stack.
 func (d *Daemon) attachIface(ifc *iface) error {
 	// A tracked interface starts muted (VRRP decides); a restarted daemon
 	// keeps the gate it finds.
@@ -497,18 +500,19 @@ func (d *Daemon) attachIface(ifc *iface) error {
 		gate = bpf.GateMuted
 	}
 	clone := ifc.cfg.Egress == config.EgressClone
-	cur, err := d.dp.EnsureIface(ifc.index, bpf.Iface{Gate: gate, SrcMAC: ifc.mac, MAC: ifc.mac, Clone: clone})
+	noRoute := !d.cfg.Multicast.RoutingEnable
+	cur, err := d.dp.EnsureIface(ifc.index, bpf.Iface{Gate: gate, SrcMAC: ifc.mac, MAC: ifc.mac, Clone: clone, NoRoute: noRoute})
 	if err != nil {
 		return err
 	}
 	// Keep the gate (and a VRRP virtual source MAC) a previous run left;
-	// apply this configuration's MAC and egress mode.
+	// apply this configuration's MAC, egress mode and routing.
 	want := cur
-	want.MAC, want.Clone = ifc.mac, clone
+	want.MAC, want.Clone, want.NoRoute = ifc.mac, clone, noRoute
 	if ifc.cfg.MulticastTrackVRRP6 == 0 {
 		want.SrcMAC = ifc.mac
 	}
-	if want.MAC.String() != cur.MAC.String() || want.SrcMAC.String() != cur.SrcMAC.String() || want.Clone != cur.Clone {
+	if want.MAC.String() != cur.MAC.String() || want.SrcMAC.String() != cur.SrcMAC.String() || want.Clone != cur.Clone || want.NoRoute != cur.NoRoute {
 		if err := d.dp.SetIface(ifc.index, want); err != nil {
 			return err
 		}

@@ -2,6 +2,14 @@ package daemon
 
 import "slices"
 
+// needsFastPath reports whether an interface gets the XDP and TC
+// programs: every interface when multicast routing is on, and those with
+// VRRP6 groups anyway (their virtual MAC is accepted, and the Neighbor
+// Solicitations for their virtual IPs answered, only there). Control path.
+func (d *Daemon) needsFastPath(ifc *iface) bool {
+	return d.cfg.Multicast.RoutingEnable || len(ifc.cfg.VRRP6) > 0
+}
+
 // ifaceList returns the configured interfaces ordered by ifindex: a
 // snapshot, to use without d.mu.
 func (d *Daemon) ifaceList() []*iface {

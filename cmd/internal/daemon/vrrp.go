@@ -84,6 +84,16 @@ func (d *Daemon) openVRRP(ctx context.Context, ifc *iface) error {
 			return fmt.Errorf("interface %s: %w", ifc.name, err)
 		}
 	}
+	// The virtual MAC is accepted, and Neighbor Solicitations for the
+	// virtual IPs answered, by the fast path alone: without multicast
+	// routing an interface with VRRP6 gets it all the same (at start
+	// openDataplane attached it already; a reload may add its first
+	// group). With routing every interface has it.
+	if !d.cfg.Multicast.RoutingEnable {
+		if err := d.attachIface(ifc); err != nil {
+			return fmt.Errorf("interface %s: %w", ifc.name, err)
+		}
+	}
 	if err := d.dp.AttachTC(ifc.name, ifc.index); err != nil {
 		return err
 	}
@@ -208,13 +218,22 @@ func (d *Daemon) applyGate(ifc *iface, cfg *config.Interface, m *mld.Interface, 
 	if master {
 		e = bpf.Iface{Gate: bpf.GateForward, SrcMAC: vmac, MAC: ifc.mac, Clone: clone}
 	}
-	if err := d.dp.SetIface(ifc.index, e); err != nil {
+	if err := d.setIface(ifc, e); err != nil {
 		log.Error("multicast gate", "err", err)
 	}
 	ifc.master.Store(master)
 	if m != nil {
 		m.SetQuerierAllowed(master)
 	}
+}
+
+// setIface writes an interface's fast-path entry (gate, source MAC) and
+// keeps whether it routes, which attachIface decided.
+func (d *Daemon) setIface(ifc *iface, e bpf.Iface) error {
+	if cur, err := d.dp.Iface(ifc.index); err == nil {
+		e.NoRoute = cur.NoRoute
+	}
+	return d.dp.SetIface(ifc.index, e)
 }
 
 // resyncGate re-evaluates what follows an interface's tracked group after
@@ -227,7 +246,7 @@ func (d *Daemon) resyncGate(ifc *iface) {
 	if cfg.MulticastTrackVRRP6 == 0 {
 		ifc.gateMu.Lock()
 		clone := cfg.Egress == config.EgressClone
-		if err := d.dp.SetIface(ifc.index, bpf.Iface{Gate: bpf.GateForward, SrcMAC: ifc.mac, MAC: ifc.mac, Clone: clone}); err != nil {
+		if err := d.setIface(ifc, bpf.Iface{Gate: bpf.GateForward, SrcMAC: ifc.mac, MAC: ifc.mac, Clone: clone}); err != nil {
 			log.Error("multicast gate", "err", err)
 		}
 		ifc.master.Store(false)
