@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // Shapes of the maps, mirrored from include/hotcast.h and checked against
@@ -291,7 +293,21 @@ func (d *Dataplane) pinPrograms(dir string) error {
 // adopt rebuilds the Go view (routes, sets, counters slots) from the pinned
 // maps, points every set at the new egress program and every pinned link at
 // the new ingress program. Nothing is flushed: traffic keeps flowing.
+//
+// What belonged to interfaces that no longer exist in this network
+// namespace (the daemon died and its namespace or veths were made again)
+// goes: routes arriving on them, their ifaces, vmacs and vips entries, and
+// their pinned links, which are severed (the interface of that name now is
+// attached afresh by Attach). The kernel already took them out of the
+// outgoing sets.
 func (d *Dataplane) adopt() error {
+	live, err := liveIfindexes()
+	if err != nil {
+		return err
+	}
+	if err := d.dropDeadInterfaces(live); err != nil {
+		return err
+	}
 	var (
 		k   ingressHcRouteKey
 		v   ingressHcRoute
@@ -300,13 +316,20 @@ func (d *Dataplane) adopt() error {
 	maxStats := int64(-1)
 	usedStats := map[uint32]bool{}
 	routeSet := map[RouteKey]uint32{}
+	cloneBit := map[RouteKey]RouteFlags{}
+	var dead []ingressHcRouteKey
 	it := d.maps["routes"].Iterate()
 	for it.Next(&k, &v) {
+		if !live[int(v.Iif)] {
+			dead = append(dead, k)
+			continue
+		}
 		key := keyFromBPF(k)
 		d.routes[key] = installed{iif: int(v.Iif), stats: v.StatsIdx, flags: RouteFlags(v.Flags) &^ routeClone}
 		if v.SetId != 0 {
 			ids[v.SetId] = true
 			routeSet[key] = v.SetId
+			cloneBit[key] = RouteFlags(v.Flags) & routeClone
 		}
 		usedStats[v.StatsIdx] = true
 		maxStats = max(maxStats, int64(v.StatsIdx))
@@ -314,6 +337,13 @@ func (d *Dataplane) adopt() error {
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("read pinned routes: %w", err)
 	}
+	if len(dead) > 0 {
+		if _, err := d.maps["routes"].BatchDelete(dead, nil); err != nil {
+			return fmt.Errorf("delete %d routes from interfaces that are gone: %w", len(dead), err)
+		}
+		d.log.Info("adoption: dropped routes whose incoming interface is gone", "routes", len(dead))
+	}
+	redo := map[uint32]*oifSet{} // set id -> the set its routes move to
 	for id := range ids {
 		var inner *ebpf.Map
 		if err := d.maps["oif_sets"].Lookup(id, &inner); err != nil {
@@ -330,6 +360,13 @@ func (d *Dataplane) adopt() error {
 			inner.Close()
 			return fmt.Errorf("read pinned set %d: %w", id, err)
 		}
+		slices.Sort(oifs)
+		// The kernel removed interfaces that went from the set: the
+		// members clone mode replicates to must follow.
+		if err := d.syncSetMembers(id, oifs); err != nil {
+			inner.Close()
+			return err
+		}
 		// Swap in the new egress program, entry by entry (each update is
 		// atomic for the datapath).
 		for _, o := range oifs {
@@ -339,17 +376,55 @@ func (d *Dataplane) adopt() error {
 			}
 		}
 		inner.Close()
-		slices.Sort(oifs)
+		d.nextSet = max(d.nextSet, id+1)
+		// A set the kernel emptied, or left equal to another, is
+		// replaced in its routes (by none, or by the other) below.
+		if len(oifs) == 0 {
+			redo[id] = nil
+			continue
+		}
+		if o, ok := d.sets[setName(oifs)]; ok {
+			redo[id] = o
+			continue
+		}
 		s := &oifSet{id: id, oifs: oifs}
 		d.sets[setName(oifs)] = s
 		d.setByID[id] = s
-		d.nextSet = max(d.nextSet, id+1)
 	}
+	var rkeys []ingressHcRouteKey
+	var rvals []ingressHcRoute
 	for key, id := range routeSet {
 		r := d.routes[key]
-		r.set = d.setByID[id]
-		r.set.refs++
+		s, ok := redo[id]
+		if !ok {
+			s = d.setByID[id]
+		}
+		r.set = s
+		if s != nil {
+			s.refs++
+		}
 		d.routes[key] = r
+		if ok {
+			flags := r.flags
+			if s != nil {
+				flags |= cloneBit[key] // the members are what they were, or fewer
+			}
+			rkeys = append(rkeys, key.bpfKey())
+			rvals = append(rvals, ingressHcRoute{Iif: uint32(r.iif), SetId: setID(s), StatsIdx: r.stats, Flags: uint32(flags)})
+		}
+	}
+	if len(rkeys) > 0 {
+		if _, err := d.maps["routes"].BatchUpdate(rkeys, rvals, nil); err != nil {
+			return fmt.Errorf("move %d routes off emptied outgoing sets: %w", len(rkeys), err)
+		}
+	}
+	for id := range redo {
+		if err := ignoreMissing(d.maps["oif_sets"].Delete(id)); err != nil {
+			return fmt.Errorf("remove emptied outgoing set %d: %w", id, err)
+		}
+	}
+	if len(redo) > 0 {
+		d.log.Info("adoption: outgoing sets lost interfaces that are gone", "sets", len(redo), "routes_moved", len(rkeys))
 	}
 	for id := uint32(1); id < d.nextSet; id++ {
 		if d.setByID[id] == nil {
@@ -366,6 +441,7 @@ func (d *Dataplane) adopt() error {
 	if err := d.pinPrograms(d.pinPath); err != nil {
 		return err
 	}
+	severed := map[string][]string{} // kinds by interface name
 	for kind, prog := range map[string]*ebpf.Program{linkXDP: d.ingress, linkTC: d.tc, linkTCI: d.tci} {
 		dir := filepath.Join(d.pinPath, pinLinks, kind)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -384,11 +460,122 @@ func (d *Dataplane) adopt() error {
 				continue
 			}
 			if err := l.Update(prog); err != nil {
+				if !errors.Is(err, unix.ENOLINK) {
+					l.Close()
+					return fmt.Errorf("update pinned link %s/%s: %w", kind, e.Name(), err)
+				}
+				// Severed: its interface was deleted (maybe made
+				// again under the same name).
+				_ = l.Unpin()
 				l.Close()
-				return fmt.Errorf("update pinned link %s/%s: %w", kind, e.Name(), err)
+				severed[ifname(e.Name())] = append(severed[ifname(e.Name())], kind)
+				continue
 			}
 			d.links[kind+"/"+ifname(e.Name())] = l
 		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(severed)) {
+		kinds := severed[name]
+		slices.Sort(kinds)
+		d.log.Info("pinned links dropped: their interface is gone or was re-created; it is attached afresh", "interface", name, "kinds", kinds)
+	}
+	return nil
+}
+
+// liveIfindexes returns the interface indexes of the calling thread's
+// network namespace.
+func liveIfindexes() (map[int]bool, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	live := make(map[int]bool, len(ifs))
+	for _, i := range ifs {
+		live[i.Index] = true
+	}
+	return live, nil
+}
+
+// dropDeadInterfaces deletes the ifaces, vmacs and vips entries of
+// interfaces that are not live (adoption).
+func (d *Dataplane) dropDeadInterfaces(live map[int]bool) error {
+	var gone []uint32
+	var ik uint32
+	var iv ingressHcIface
+	it := d.maps["ifaces"].Iterate()
+	for it.Next(&ik, &iv) {
+		if !live[int(ik)] {
+			gone = append(gone, ik)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read pinned interfaces: %w", err)
+	}
+	var vmacs []ingressHcVmacKey
+	var mk ingressHcVmacKey
+	var mv uint32
+	mit := d.maps["vmacs"].Iterate()
+	for mit.Next(&mk, &mv) {
+		if !live[int(mk.Ifindex)] {
+			vmacs = append(vmacs, mk)
+		}
+	}
+	if err := mit.Err(); err != nil {
+		return fmt.Errorf("read pinned virtual macs: %w", err)
+	}
+	var vips []ingressHcVipKey
+	var vk ingressHcVipKey
+	var vv ingressHcVip
+	vit := d.maps["vips"].Iterate()
+	for vit.Next(&vk, &vv) {
+		if !live[int(vk.Ifindex)] {
+			vips = append(vips, vk)
+		}
+	}
+	if err := vit.Err(); err != nil {
+		return fmt.Errorf("read pinned virtual ips: %w", err)
+	}
+	var errs []error
+	for _, k := range gone {
+		errs = append(errs, ignoreMissing(d.maps["ifaces"].Delete(k)))
+	}
+	for _, k := range vmacs {
+		errs = append(errs, ignoreMissing(d.maps["vmacs"].Delete(k)))
+	}
+	for _, k := range vips {
+		errs = append(errs, ignoreMissing(d.maps["vips"].Delete(k)))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("forget interfaces that are gone: %w", err)
+	}
+	if len(gone)+len(vmacs)+len(vips) > 0 {
+		d.log.Info("adoption: forgot interfaces that are gone", "ifindexes", gone, "virtual_macs", len(vmacs), "virtual_ips", len(vips))
+	}
+	return nil
+}
+
+func ignoreMissing(err error) error {
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil
+	}
+	return err
+}
+
+// syncSetMembers makes the member list of set id (clone mode) oifs.
+func (d *Dataplane) syncSetMembers(id uint32, oifs []int) error {
+	var cur, want ingressHcOifList
+	if err := d.maps["set_members"].Lookup(id, &cur); err != nil {
+		return fmt.Errorf("read members of set %d: %w", id, err)
+	}
+	want.Count = uint32(len(oifs))
+	for i, o := range oifs {
+		want.Ifindex[i] = uint32(o)
+	}
+	if cur == want {
+		return nil
+	}
+	if err := d.maps["set_members"].Put(id, want); err != nil {
+		return fmt.Errorf("update members of set %d: %w", id, err)
 	}
 	return nil
 }
