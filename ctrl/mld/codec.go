@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/hotcast/hotcast/internal/inet"
 	"math/bits"
 	"net/netip"
 	"time"
@@ -398,28 +399,7 @@ func Verify(src, dst netip.Addr, b []byte) error {
 // computed over the IPv6 pseudo-header (RFC 2460 §8.1) and icmp with its
 // checksum field (octets 2-3) taken as zero.
 func Checksum(src, dst netip.Addr, icmp []byte) uint16 {
-	var sum uint32
-	s, d := src.As16(), dst.As16()
-	for i := 0; i < 16; i += 2 {
-		sum += uint32(s[i])<<8 | uint32(s[i+1])
-		sum += uint32(d[i])<<8 | uint32(d[i+1])
-	}
-	n := uint32(len(icmp))
-	sum += n>>16 + n&0xffff
-	sum += 58 // next header ICMPv6
-	for i := 0; i+1 < len(icmp); i += 2 {
-		if i == 2 {
-			continue
-		}
-		sum += uint32(icmp[i])<<8 | uint32(icmp[i+1])
-	}
-	if len(icmp)%2 == 1 {
-		sum += uint32(icmp[len(icmp)-1]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
+	return inet.Checksum(src, dst, inet.ProtoICMPv6, icmp, 2)
 }
 
 // DecodeMaxRespCode returns the Maximum Response Delay of an MLDv2 Maximum

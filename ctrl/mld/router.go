@@ -3,6 +3,7 @@ package mld
 import (
 	"errors"
 	"fmt"
+	"github.com/hotcast/hotcast/internal/inet"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -621,7 +622,7 @@ func groupDropReason(g netip.Addr) (DropReason, bool) {
 	switch {
 	case !g.Is6() || g.Is4In6() || !g.IsMulticast():
 		return DropBadGroup, true
-	case g.As16()[1]&0x0f < 2 || g == AllNodes:
+	case inet.MulticastScope(g) < 2 || g == AllNodes:
 		return DropGroupScope, true
 	}
 	return 0, false

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/hotcast/hotcast/internal/inet"
 	"net/netip"
 )
 
@@ -184,28 +185,9 @@ func VerifyChecksum(src, dst netip.Addr, b []byte) error {
 	return nil
 }
 
-// checksum returns the Internet checksum (RFC 1071) of the upper-layer
-// payload b preceded by the IPv6 pseudo-header (RFC 8200 §8.1). Over a
-// payload whose checksum field is zero it returns the value to store; over
-// a payload with a correct checksum it returns 0.
+// checksum is the checksum of the whole payload b behind the IPv6
+// pseudo-header: over a payload whose checksum field is zero, the value to
+// store; over one with a correct checksum, 0.
 func checksum(src, dst netip.Addr, nextHeader uint8, b []byte) uint16 {
-	var sum uint64
-	s, d := src.As16(), dst.As16()
-	for i := 0; i < 16; i += 2 {
-		sum += uint64(s[i])<<8 | uint64(s[i+1])
-		sum += uint64(d[i])<<8 | uint64(d[i+1])
-	}
-	l := uint64(uint32(len(b)))
-	sum += l>>16 + l&0xffff
-	sum += uint64(nextHeader)
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint64(b[i])<<8 | uint64(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		sum += uint64(b[len(b)-1]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
+	return inet.Checksum(src, dst, nextHeader, b, -1)
 }

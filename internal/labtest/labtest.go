@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/internal/inet"
 	"github.com/hotcast/hotcast/internal/netnstest"
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/ipv6"
@@ -281,34 +282,9 @@ func Frame(srcMAC net.HardwareAddr, src, grp netip.Addr, hopLimit uint8, payload
 	b = binary.BigEndian.AppendUint16(b, uint16(8+len(payload)))
 	b = append(b, 0, 0) // checksum filled below
 	b = append(b, payload...)
-	sum := udpChecksum(src, grp, b[54:])
+	sum := inet.UDPChecksum(src, grp, b[54:])
 	binary.BigEndian.PutUint16(b[54+6:], sum)
 	return b
-}
-
-func udpChecksum(src, dst netip.Addr, udp []byte) uint16 {
-	var sum uint32
-	add := func(b []byte) {
-		for i := 0; i+1 < len(b); i += 2 {
-			sum += uint32(b[i])<<8 | uint32(b[i+1])
-		}
-		if len(b)%2 == 1 {
-			sum += uint32(b[len(b)-1]) << 8
-		}
-	}
-	s, d := src.As16(), dst.As16()
-	add(s[:])
-	add(d[:])
-	sum += uint32(len(udp)) + 17
-	add(udp)
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	c := ^uint16(sum)
-	if c == 0 {
-		c = 0xffff
-	}
-	return c
 }
 
 // StartStream sends pps frames per second per group from l until Stop.

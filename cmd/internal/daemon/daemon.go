@@ -576,12 +576,6 @@ func (d *Daemon) staticRoutes(cfg *config.Config) []mroute.StaticRoute {
 	return out
 }
 
-// linkScope reports whether g is an interface- or link-local (or reserved
-// scope) multicast group, which is never routed.
-func linkScope(g netip.Addr) bool {
-	return g.As16()[1]&0x0f <= 2
-}
-
 // linkLocal returns the interface's link-local address, waiting briefly
 // for the kernel to assign it after the link comes up.
 func linkLocal(index int) (netip.Addr, error) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/mroute"
+	"github.com/hotcast/hotcast/internal/inet"
 	"github.com/hotcast/hotcast/sync/mldbackup"
 	"github.com/hotcast/hotcast/sync/rbs"
 )
@@ -16,7 +17,7 @@ import (
 // update, to the upstream proxy in one membership change, and, on the
 // master side of a hot-backup profile, to the peer.
 func (d *Daemon) applyMLD(ifc *iface, us []mld.Update, log *slog.Logger) {
-	cs := mroute.MLDChanges(us, linkScope) // link scope: never routed (RFC 4291 2.7)
+	cs := mroute.MLDChanges(us, inet.LinkScope) // link scope: never routed (RFC 4291 2.7)
 	groups := make([]netip.Addr, len(cs))
 	for i, c := range cs {
 		groups[i] = c.Group
@@ -34,7 +35,7 @@ func (d *Daemon) applyMLD(ifc *iface, us []mld.Update, log *slog.Logger) {
 	if b != nil && b.profile.Master() {
 		now := time.Now()
 		for _, u := range us {
-			if linkScope(u.Group) {
+			if inet.LinkScope(u.Group) {
 				continue
 			}
 			if u.Deleted {

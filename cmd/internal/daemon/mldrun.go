@@ -8,6 +8,7 @@ import (
 
 	"github.com/hotcast/hotcast/cmd/internal/config"
 	"github.com/hotcast/hotcast/ctrl/mld"
+	"github.com/hotcast/hotcast/internal/inet"
 )
 
 // mldRun is one MLD router instance started on an interface. Its updates
@@ -108,7 +109,7 @@ func (d *Daemon) stopIfaceMLD(ifc *iface) {
 	run.stop()
 	var groups []netip.Addr
 	for _, g := range m.Groups() {
-		if !linkScope(g.Group) {
+		if !inet.LinkScope(g.Group) {
 			groups = append(groups, g.Group)
 		}
 	}

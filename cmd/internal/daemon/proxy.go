@@ -9,6 +9,7 @@ import (
 
 	"github.com/hotcast/hotcast/cmd/internal/config"
 	"github.com/hotcast/hotcast/ctrl/mld"
+	"github.com/hotcast/hotcast/internal/inet"
 )
 
 // proxy is the RFC 4605 host side on the upstream interface: it reports
@@ -67,7 +68,7 @@ func (d *Daemon) startProxy(ctx context.Context, up config.Upstream) error {
 	var groups []netip.Addr
 	for _, m := range d.mldInstances() {
 		for _, g := range m.Groups() {
-			if !linkScope(g.Group) {
+			if !inet.LinkScope(g.Group) {
 				groups = append(groups, g.Group)
 			}
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hotcast/hotcast/cmd/internal/config"
 	"github.com/hotcast/hotcast/ctrl/mld"
+	"github.com/hotcast/hotcast/internal/inet"
 	"github.com/hotcast/hotcast/sync/mldbackup"
 	"github.com/hotcast/hotcast/sync/rbs"
 )
@@ -187,7 +188,7 @@ func (s mldSource) Snapshot(uint32) []rbs.MLDEntry {
 	gs := s.b.mld.Groups()
 	out := make([]rbs.MLDEntry, 0, len(gs))
 	for _, g := range gs {
-		if !linkScope(g.Group) {
+		if !inet.LinkScope(g.Group) {
 			out = append(out, mldbackup.ToEntry(g, now))
 		}
 	}
