@@ -541,8 +541,8 @@ class Report:
     def machine_line(self):
         e = self.env
         parts = [e.get("cpu") or "unknown CPU", "%s cores" % e.get("cores", "?"), "kernel " + e.get("kernel", "?")]
-        if self.ip6mr_fact():
-            parts[-1] += " (%s)" % self.ip6mr_fact()
+        if self.env.get("ip6mr") in ("yes", "no"):
+            parts[-1] += " (CONFIG_IPV6_MROUTE: %s)" % self.env["ip6mr"]
         if e.get("os"):
             parts.append(e["os"])
         if e.get("mem_mib"):
@@ -645,7 +645,7 @@ class Report:
                         if d and generator_bound(d, info["offered"].get((v, n, p), [])):
                             bound.append("%s at N=%d" % (p, n))
                 if ratios:
-                    self.summary.append("Fast path, %s receivers: hotcast delivers %s the pps per receiver of %s (fan-out %s); generator-bound: %s." % (
+                    self.summary.append("Fast path, %s receivers: hotcast delivers %s the pps per receiver of the %s at fan-out %s; generator-bound: %s." % (
                         v, " / ".join("%.2fx" % r for _, r in ratios), baseline_label(info["baselines"].get(v, set())),
                         " / ".join(str(n) for n, _ in ratios), ", ".join(bound) or "none"))
         mdp = self.path("fastpath.md")
