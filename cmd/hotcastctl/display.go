@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/hotcast/hotcast/cmd/internal/api"
+	"github.com/hotcast/hotcast/daemon/api"
 )
 
 func printForwarding(w io.Writer, ft api.ForwardingTable) {

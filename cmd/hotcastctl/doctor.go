@@ -7,7 +7,7 @@ import (
 	"io"
 
 	"github.com/hotcast/hotcast/bpf/probe"
-	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/daemon/config"
 )
 
 const doctorUsage = `usage: hotcastctl doctor [--config FILE] [--json]

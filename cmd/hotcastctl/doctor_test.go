@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/hotcast/hotcast/bpf/probe"
-	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/internal/netnstest"
 )
 

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/hotcast/hotcast/cmd/internal/vrpimport"
+	"github.com/hotcast/hotcast/daemon/config/vrpimport"
 )
 
 const importUsage = `usage: hotcastctl import-vrp [--map VRPIF=LINUXIF ...] [--upstream IF] [--out FILE] FILE

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/daemon/config"
 )
 
-const deviceA = "../internal/vrpimport/testdata/deviceA.vrp"
+const deviceA = "../../daemon/config/vrpimport/testdata/deviceA.vrp"
 
 func TestImportVRPStdout(t *testing.T) {
 	var out, errb bytes.Buffer

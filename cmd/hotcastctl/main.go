@@ -23,8 +23,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hotcast/hotcast/cmd/internal/api"
-	"github.com/hotcast/hotcast/cmd/internal/doctor"
+	"github.com/hotcast/hotcast/daemon/api"
+	"github.com/hotcast/hotcast/daemon/doctor"
 )
 
 const usage = `usage: hotcastctl [--socket PATH] COMMAND [--json]

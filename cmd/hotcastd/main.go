@@ -16,9 +16,9 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/hotcast/hotcast/cmd/internal/config"
-	"github.com/hotcast/hotcast/cmd/internal/daemon"
-	"github.com/hotcast/hotcast/cmd/internal/doctor"
+	"github.com/hotcast/hotcast/daemon/config"
+	"github.com/hotcast/hotcast/daemon"
+	"github.com/hotcast/hotcast/daemon/doctor"
 )
 
 func main() {

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotcast/hotcast/cmd/internal/api"
+	"github.com/hotcast/hotcast/daemon/api"
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/internal/labtest"
 	"github.com/hotcast/hotcast/internal/netnstest"

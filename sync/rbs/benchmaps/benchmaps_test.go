@@ -1,7 +1,7 @@
 // Package benchmaps_test measures RBS replication end to end in one
 // process: two rbs.Service over real TCP (loopback of a test namespace),
 // the receiver's entries going through a real ctrl/mld Interface into a
-// ctrl/mroute Table over a real bpf.Dataplane, as cmd/internal/daemon wires
+// ctrl/mroute Table over a real bpf.Dataplane, as daemon wires
 // them (mldSink → mld.Import/Upsert → OnUpdates → Table.SetMemberships →
 // BPF routes map).
 //
@@ -116,7 +116,7 @@ func (s *memSource) Snapshot(uint32) []rbs.MLDEntry {
 	return s.entries
 }
 
-// sink mirrors cmd/internal/daemon's mldSink.
+// sink mirrors daemon's mldSink.
 type sink struct {
 	h *harness
 
@@ -187,7 +187,7 @@ func newHarness(t testing.TB, withTxMLD bool) *harness {
 
 	cfg := mld.DefaultConfig("rx0", netip.MustParseAddr("fe80::2"))
 	cfg.MaxGroups = -1
-	// As cmd/internal/daemon's applyMLD: one table batch per run of updates.
+	// As daemon's applyMLD: one table batch per run of updates.
 	cfg.OnUpdates = func(us []mld.Update) {
 		t0 := time.Now()
 		cs := mroute.MLDChanges(us, nil)

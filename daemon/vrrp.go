@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/hotcast/hotcast/bpf"
-	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/vishvananda/netlink"

@@ -4,7 +4,7 @@ package doctor
 
 import (
 	"github.com/hotcast/hotcast/bpf/probe"
-	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/daemon/config"
 )
 
 // Want is what cfg needs of the kernel; a nil cfg is the zero Want (check

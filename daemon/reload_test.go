@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/hotcast/hotcast/bpf"
-	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/ctrl/mroute"
 )
 
@@ -38,7 +38,7 @@ func edit(t *testing.T, s string, pairs ...string) string {
 // refuses (with the reason), from the reference's DeviceA configuration
 // (ge2 is bound to the remote backup profile).
 func TestReloadRefused(t *testing.T) {
-	b, err := os.ReadFile("../../../configs/deviceA.yaml")
+	b, err := os.ReadFile("../configs/deviceA.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestInterfacePath(t *testing.T) {
 
 func deviceA(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("../../../configs/deviceA.yaml")
+	b, err := os.ReadFile("../configs/deviceA.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

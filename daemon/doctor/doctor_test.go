@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/hotcast/hotcast/bpf/probe"
-	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/daemon/config"
 )
 
 func load(t *testing.T, src string) *config.Config {

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/internal/inet"
 	"github.com/hotcast/hotcast/sync/mldbackup"

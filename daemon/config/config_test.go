@@ -128,7 +128,7 @@ func TestBaseIsValid(t *testing.T) {
 }
 
 func TestExampleConfigs(t *testing.T) {
-	dir := filepath.Join("..", "..", "..", "configs")
+	dir := filepath.Join("..", "..", "configs")
 	tests := []struct {
 		file     string
 		sysname  string
@@ -615,7 +615,7 @@ func FuzzLoadBytes(f *testing.F) {
 	f.Add([]byte("a: &x {b: *x}\n"))
 	f.Add([]byte("sysname: R\ninterfaces: [{name: e, mld: {max-groups: 1.5, robustness: 1e300}}]\n"))
 	for _, name := range []string{"deviceA.yaml", "deviceB.yaml", "hotcast.yaml"} {
-		if b, err := os.ReadFile(filepath.Join("..", "..", "..", "configs", name)); err == nil {
+		if b, err := os.ReadFile(filepath.Join("..", "..", "configs", name)); err == nil {
 			f.Add(b)
 		}
 	}

@@ -12,7 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/daemon/config"
 )
 
 // emitter builds the YAML document and remembers, for every key path it

@@ -17,7 +17,7 @@ import (
 
 	"github.com/cilium/ebpf/link"
 	"github.com/hotcast/hotcast/bpf"
-	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/mroute"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"

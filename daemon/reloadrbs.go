@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"slices"
 
-	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/hotcast/hotcast/sync/rbs"
 )

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/internal/inet"
 )

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hotcast/hotcast/cmd/internal/config"
+	"github.com/hotcast/hotcast/daemon/config"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
