@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/hotcast/hotcast/bpf"
-	"github.com/hotcast/hotcast/daemon/api"
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
+	"github.com/hotcast/hotcast/daemon/api"
 	"github.com/hotcast/hotcast/sync/rbs"
 )
 

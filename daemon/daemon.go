@@ -17,10 +17,10 @@ import (
 
 	"github.com/cilium/ebpf/link"
 	"github.com/hotcast/hotcast/bpf"
-	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/mroute"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
+	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )

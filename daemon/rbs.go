@@ -9,8 +9,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/ctrl/mld"
+	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/internal/inet"
 	"github.com/hotcast/hotcast/sync/mldbackup"
 	"github.com/hotcast/hotcast/sync/rbs"

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/ctrl/mld"
+	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/internal/netnstest"
 	"golang.org/x/sys/unix"
 )

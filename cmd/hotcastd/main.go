@@ -16,8 +16,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/daemon"
+	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/daemon/doctor"
 )
 

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotcast/hotcast/daemon/api"
 	"github.com/hotcast/hotcast/ctrl/mld"
+	"github.com/hotcast/hotcast/daemon/api"
 	"github.com/hotcast/hotcast/internal/labtest"
 	"github.com/hotcast/hotcast/internal/netnstest"
 	"github.com/hotcast/hotcast/internal/testpki"
