@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -672,5 +673,65 @@ func TestDiff(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Diff = %q\nwant %q", got, want)
+	}
+}
+
+// TestDecodeNullAndEmpty: one decode sees the whole document: unknown keys
+// whose value is null or {} at any depth are reported, known keys whose
+// value is null or {} are as absent (defaults), and a map whose keys are
+// all null counts as empty.
+func TestDecodeNullAndEmpty(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		unknown    []string // paths of the unknown-key errors expected, in order
+	}{
+		{"top-level {}", "sysname: R\nmetrics: {}\n", []string{"metrics"}},
+		{"nested null in a list element", "sysname: R\ninterfaces: [{name: e, mld: {enabel: }}]\n", []string{"interfaces[0].mld.enabel"}},
+		{"nested {} in a list element", "sysname: R\ninterfaces:\n  - name: e\n    vrrp6: [{vrid: 1, virtual-ip: [fe80::1], tracks: {}}]\n",
+			[]string{"interfaces[0].vrrp6[0].tracks"}},
+		{"upper case folded", "sysname: R\nMulticast: {Upstreem: }\n", []string{"multicast.upstreem"}},
+		{"several, sorted", "sysname: R\nzz: {}\naa:\nbpf: {pin_path: , xdp_mode: {}}\n", []string{"aa", "bpf.pin_path", "bpf.xdp_mode", "zz"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadBytes([]byte(tc.yaml))
+			var got []string
+			for _, fe := range FieldErrors(err) {
+				if !errors.Is(fe, ErrUnknownKey) || fe.Error() != fe.Path+": unknown key" {
+					t.Errorf("unexpected error %q", fe)
+					continue
+				}
+				got = append(got, fe.Path)
+			}
+			if !slices.Equal(got, tc.unknown) {
+				t.Errorf("unknown keys %q, want %q\n%v", got, tc.unknown, err)
+			}
+		})
+	}
+
+	c, err := LoadBytes([]byte("sysname: R\napi:\nbpf: {}\nmulticast: {upstream: {interface: }}\ninterfaces:\n  - {name: e, mld: {}, addresses: }\n"))
+	if err != nil {
+		t.Fatalf("null and {} for known keys: %v", err)
+	}
+	if c.API.Socket != "/run/hotcast/R.sock" || c.BPF.XDPMode != XDPNative || c.Interfaces[0].MLD.Version != DefaultMLDVersion {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+
+	// tls: {} and tls with null keys are plain TCP, as documented; a
+	// profile's vrrp6: {} is missing.
+	rbs := "sysname: R\nremote-backup-services:\n  - {name: s, peer-ipv6: \"2001:db8::2\", source-ipv6: \"2001:db8::1\", tls: TLS}\n"
+	for _, tls := range []string{"{}", "{cert: , key: , ca: }"} {
+		c, err := LoadBytes([]byte(strings.Replace(rbs, "TLS", tls, 1)))
+		if err != nil || c.Services[0].TLS != nil {
+			t.Errorf("tls: %s: %v, %+v; want plain TCP", tls, err, c)
+		}
+	}
+	_, err = LoadBytes([]byte(strings.Replace(rbs, "TLS", "{cert: /c}", 1)))
+	if fes := FieldErrors(err); len(fes) != 2 || fes[0].Path != "remote-backup-services[0].tls.ca" || fes[1].Path != "remote-backup-services[0].tls.key" {
+		t.Errorf("partial tls: %v", err)
+	}
+	prof := rbs + "remote-backup-profiles:\n  - {name: p, service-type: [mld], backup-id: 1, remote-backup-service: s, vrrp6: {}}\n"
+	_, err = LoadBytes([]byte(strings.Replace(prof, "TLS", "{}", 1)))
+	if fes := FieldErrors(err); len(fes) != 1 || fes[0].Path != "remote-backup-profiles[0].vrrp6" || !errors.Is(err, ErrRequired) {
+		t.Errorf("vrrp6: {}: %v, want only remote-backup-profiles[0].vrrp6: required", err)
 	}
 }

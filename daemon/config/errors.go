@@ -67,17 +67,6 @@ func (l *errList) addf(path, format string, args ...any) {
 	l.add(path, fmt.Errorf(format, args...))
 }
 
-// hasUnknown reports whether an unknown-key error at path (compared
-// case-insensitively: viper lower-cases keys) is already listed.
-func (l *errList) hasUnknown(path string) bool {
-	for _, e := range l.errs {
-		if errors.Is(e.Err, ErrUnknownKey) && strings.EqualFold(e.Path, path) {
-			return true
-		}
-	}
-	return false
-}
-
 // covered reports whether path is, contains or lies within a path that
 // already has an error: the decoder could not read that value completely, so
 // Validate's opinion of it would only repeat or confuse the first report.

@@ -46,39 +46,14 @@ func Parse(r io.Reader) (*Config, error) {
 }
 
 // LoadBytes is [Load] for a configuration already in memory (tests, hot
-// reload of a file read by the caller).
+// reload of a file read by the caller). It runs the three steps of the
+// package comment: [parse] (strict decode into the raw structure), convert
+// (typed values, defaults) and validate.
 func LoadBytes(b []byte) (*Config, error) {
-	v := viper.New()
-	v.SetConfigType("yaml")
-	if err := v.ReadConfig(bytes.NewReader(b)); err != nil {
-		return nil, fmt.Errorf("parse yaml: %w", err)
-	}
-	var raw rawConfig
-	var errs errList
-	err := v.UnmarshalExact(&raw, func(dc *mapstructure.DecoderConfig) {
-		// No weak typing: "true" is not a bool and 1 is not a string. No
-		// duration or address hooks: convert parses those and reports
-		// errors by path; the one hook refuses to truncate 1.5 to 1.
-		dc.WeaklyTypedInput = false
-		dc.DecodeHook = rejectFractions
-		dc.ErrorUnused = true
-	})
+	raw, errs, err := parse(b)
 	if err != nil {
-		decodeErrors(&errs, err)
+		return nil, err
 	}
-	// Viper drops keys whose value is null or an empty map before
-	// UnmarshalExact sees them, so "upstreem: {}" would pass unnoticed.
-	// Check the document itself for those.
-	var doc map[string]any
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, fmt.Errorf("parse yaml: %w", err)
-	}
-	for _, p := range unknownKeys(doc, reflect.TypeFor[rawConfig](), "") {
-		if !errs.hasUnknown(p) {
-			errs.add(p, ErrUnknownKey)
-		}
-	}
-
 	c := raw.convert(&errs)
 	var verrs errList
 	c.validate(&verrs)
@@ -101,6 +76,70 @@ func LoadBytes(b []byte) (*Config, error) {
 	return c, nil
 }
 
+// parse reads the YAML document b with viper and decodes it once, strictly,
+// into the raw structure: an unknown key anywhere is an error at its path,
+// and so is a value of the wrong type. The returned error is a syntax error
+// (nothing could be decoded); problems with keys and values are in the list.
+//
+// The one decode reads the document as viper's decoder left it, not viper's
+// settings: viper.UnmarshalExact decodes AllSettings, which leaves out every
+// key whose value is null or an empty map (they hold no setting), so a
+// misspelt "upstreem: {}" or "pin_path:" would pass unnoticed and a second,
+// schema-walking pass over the YAML would be needed to find them. See
+// [document].
+func parse(b []byte) (*rawConfig, errList, error) {
+	var errs errList
+	doc := &document{}
+	v := viper.NewWithOptions(viper.WithDecoderRegistry(doc))
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(b)); err != nil {
+		return nil, errs, fmt.Errorf("parse yaml: %w", err)
+	}
+	var raw rawConfig
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		// No weak typing: "true" is not a bool and 1 is not a string. No
+		// duration or address hooks: convert parses those and reports
+		// errors by path; the one hook refuses to truncate 1.5 to 1.
+		WeaklyTypedInput: false,
+		DecodeHook:       rejectFractions,
+		ErrorUnused:      true,
+		Result:           &raw,
+	})
+	if err != nil {
+		return nil, errs, fmt.Errorf("config decoder: %w", err)
+	}
+	decodeErrors(&errs, dec.Decode(doc.tree))
+	return &raw, errs, nil
+}
+
+// document is the YAML decoder viper reads the file with (its
+// DecoderRegistry for "yaml"). It decodes as viper's own YAML codec does,
+// yaml.v3 into the map viper hands it, and keeps that map: the whole
+// document, null values and empty maps included, with its keys lower-cased
+// in place by viper (keys match case-insensitively). Viper stays the reader
+// (config type, input, key folding); the decode into the raw structure
+// reads document.tree instead of viper's flattened settings.
+type document struct {
+	tree map[string]any
+}
+
+// Decoder implements viper.DecoderRegistry.
+func (d *document) Decoder(format string) (viper.Decoder, error) {
+	if format != "yaml" {
+		return nil, fmt.Errorf("config type %q: only yaml is read", format)
+	}
+	return d, nil
+}
+
+// Decode implements viper.Decoder.
+func (d *document) Decode(b []byte, m map[string]any) error {
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	d.tree = m
+	return nil
+}
+
 // rejectFractions stops mapstructure from truncating a YAML float such as
 // 1.5 into an integer field; an integral float (2.0) is accepted.
 func rejectFractions(_ reflect.Type, to reflect.Type, data any) (any, error) {
@@ -115,49 +154,6 @@ func rejectFractions(_ reflect.Type, to reflect.Type, data any) (any, error) {
 		return nil, fmt.Errorf("%w: expected an integer, got %v", ErrType, f)
 	}
 	return data, nil
-}
-
-// unknownKeys returns the paths of keys in m that struct type t (through its
-// mapstructure tags) does not define, descending into maps and lists of maps.
-// Keys match case-insensitively, as they do through viper.
-func unknownKeys(m map[string]any, t reflect.Type, prefix string) []string {
-	var out []string
-	for k, val := range m {
-		p := joinPath(prefix, k)
-		f, ok := fieldByTag(t, k)
-		if !ok {
-			out = append(out, p)
-			continue
-		}
-		ft := f.Type
-		for ft.Kind() == reflect.Pointer {
-			ft = ft.Elem()
-		}
-		switch {
-		case ft.Kind() == reflect.Struct:
-			if sub, ok := val.(map[string]any); ok {
-				out = append(out, unknownKeys(sub, ft, p)...)
-			}
-		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
-			list, _ := val.([]any)
-			for i, e := range list {
-				if sub, ok := e.(map[string]any); ok {
-					out = append(out, unknownKeys(sub, ft.Elem(), fmt.Sprintf("%s[%d]", p, i))...)
-				}
-			}
-		}
-	}
-	return out
-}
-
-func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if strings.EqualFold(f.Tag.Get("mapstructure"), key) {
-			return f, true
-		}
-	}
-	return reflect.StructField{}, false
 }
 
 // decodeErrors turns mapstructure's joined errors into FieldErrors with
@@ -488,7 +484,9 @@ func (r *rawConfig) convert(errs *errList) *Config {
 			Port:       uint16(cv.integer(p+".port", rs.Port, DefaultRBSPort, 1, 65535)),
 			HoldTime:   cv.duration(p+".hold-time", rs.HoldTime, 0),
 		}
-		if rs.TLS != nil {
+		// A map without keys, or with null values only, is as absent as
+		// null: "tls: {}" is plain TCP, as documented.
+		if rs.TLS != nil && *rs.TLS != (rawTLS{}) {
 			s.TLS = &TLS{Cert: str(rs.TLS.Cert, ""), Key: str(rs.TLS.Key, ""), CA: str(rs.TLS.CA, "")}
 		}
 		c.Services = append(c.Services, s)
@@ -509,7 +507,7 @@ func (r *rawConfig) convert(errs *errList) *Config {
 		} else {
 			prof.BackupID = uint16(cv.integer(p+".backup-id", rp.BackupID, 0, 1, 65535))
 		}
-		if rp.VRRP6 == nil {
+		if rp.VRRP6 == nil || *rp.VRRP6 == (rawVRRP6Ref{}) { // "vrrp6: {}" too
 			errs.add(p+".vrrp6", ErrRequired)
 		} else {
 			if rp.VRRP6.VRID == nil {
