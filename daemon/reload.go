@@ -63,26 +63,23 @@ func (d *Daemon) Reload(next *config.Config) error {
 	if !d.running {
 		return errors.New("reload: not running")
 	}
-	changes := config.Diff(d.cfg, next)
-	if len(changes) == 0 {
+	cs := config.Diff(d.cfg, next)
+	if cs.Empty() {
 		d.log.Info("reload: nothing changed")
 		return nil
 	}
-	var list []string
-	for _, c := range changes {
-		list = append(list, c.String())
-	}
-	if refused := d.refused(next, changes); len(refused) > 0 {
+	list := cs.Strings()
+	if refused := refused(&cs); len(refused) > 0 {
 		d.log.Error("reload refused: nothing applied, the running configuration stays", "refused", refused, "changes", list)
 		return fmt.Errorf("reload: %s: %w (nothing applied)", strings.Join(refused, "; "), ErrNeedsRestart)
 	}
-	p, err := d.prepare(next)
+	p, err := d.prepare(next, &cs)
 	if err != nil {
 		d.log.Error("reload failed: nothing applied, the running configuration stays", "err", err, "changes", list)
 		return fmt.Errorf("reload: %w", err)
 	}
 	d.log.Info("reload: applying", "changes", list)
-	errs := d.apply(next, changes, p)
+	errs := d.apply(next, &cs, p)
 	if len(errs) > 0 {
 		err := errors.Join(errs...)
 		d.log.Error("reload: applied in part", "err", err)
@@ -92,45 +89,27 @@ func (d *Daemon) Reload(next *config.Config) error {
 	return nil
 }
 
-// refused lists the changes Reload cannot apply in place, with why.
-func (d *Daemon) refused(next *config.Config, changes []config.Change) []string {
+// refused lists the changes Reload cannot apply in place, with why, in the
+// order of the change set. Every other field of the change set is applied
+// by apply (TestChangeSetHandled keeps the two in step).
+func refused(cs *config.ChangeSet) []string {
 	var out []string
-	no := func(c config.Change, why string) { out = append(out, c.String()+" ("+why+")") }
-	for _, c := range changes {
-		_, rest, isIf := interfacePath(c.Path)
-		switch {
-		case c.Path == "multicast.static-routes", c.Path == "api", c.Path == "multicast.upstream":
-		case strings.HasPrefix(c.Path, "remote-backup-services["), strings.HasPrefix(c.Path, "remote-backup-profiles["):
-		case c.Path == "sysname":
-			no(c, "it names the socket, the pins and this router to its RBS peer")
-		case c.Path == "bpf":
-			no(c, "the dataplane is opened and pinned at start")
-		case c.Path == "multicast.routing-enable":
-			no(c, "it attaches or detaches the fast path on every interface")
-		case !isIf:
-			no(c, "not applied in place")
-		case rest == "", rest == "addresses", rest == "mld", rest == "multicast-track-vrrp6",
-			strings.HasPrefix(rest, "vrrp6["), rest == "remote-backup-profile":
-		case rest == "egress":
-			no(c, "routes through the interface are built for its egress mode")
-		default:
-			no(c, "not applied in place")
+	no := func(path, why string) { out = append(out, path+" "+config.Modified.String()+" ("+why+")") }
+	if cs.Sysname {
+		no(config.PathSysname, "it names the socket, the pins and this router to its RBS peer")
+	}
+	if cs.BPF {
+		no(config.PathBPF, "the dataplane is opened and pinned at start")
+	}
+	if cs.RoutingEnable {
+		no(config.PathRoutingEnable, "it attaches or detaches the fast path on every interface")
+	}
+	for i := range cs.Interfaces {
+		if ic := &cs.Interfaces[i]; ic.Egress {
+			no(ic.Path()+"."+config.KeyEgress, "routes through the interface are built for its egress mode")
 		}
 	}
 	return out
-}
-
-// interfacePath splits "interfaces[NAME].rest" into NAME and rest.
-func interfacePath(path string) (name, rest string, ok bool) {
-	s, ok := strings.CutPrefix(path, "interfaces[")
-	if !ok {
-		return "", "", false
-	}
-	i := strings.IndexByte(s, ']')
-	if i < 0 {
-		return "", "", false
-	}
-	return s[:i], strings.TrimPrefix(s[i+1:], "."), true
 }
 
 // prepared is what Reload acquires before changing anything: the added
@@ -153,11 +132,11 @@ func (p *prepared) close() {
 	}
 }
 
-func (d *Daemon) prepare(next *config.Config) (*prepared, error) {
+func (d *Daemon) prepare(next *config.Config, cs *config.ChangeSet) (*prepared, error) {
 	p := &prepared{added: map[string]*iface{}}
 	for i := range next.Interfaces {
 		ic := &next.Interfaces[i]
-		if d.ifaces[ic.Name] != nil {
+		if ch := cs.Interface(ic.Name); ch == nil || ch.Op != config.Added {
 			continue
 		}
 		nl, err := net.InterfaceByName(ic.Name)
@@ -174,20 +153,20 @@ func (d *Daemon) prepare(next *config.Config) (*prepared, error) {
 		}
 		p.added[ic.Name] = ifc
 	}
-	p.rbs = planRBS(d.cfg, next)
+	p.rbs = planRBS(d.cfg, next, cs)
 	svcs, err := d.prepareRBS(next, &p.rbs)
 	if err != nil {
 		return nil, err
 	}
 	p.services = svcs
-	if s := next.API.Socket; s != d.cfg.API.Socket {
+	if s := next.API.Socket; cs.API && s != d.cfg.API.Socket {
 		l, err := listenAPI(s)
 		if err != nil {
 			return nil, err
 		}
 		p.api = l
 	}
-	if m := next.API.MetricsListen; m != d.cfg.API.MetricsListen && m != "" {
+	if m := next.API.MetricsListen; cs.API && m != d.cfg.API.MetricsListen && m != "" {
 		l, err := listenMetrics(m)
 		if err != nil {
 			p.close()
@@ -209,20 +188,9 @@ func (d *Daemon) prepare(next *config.Config) (*prepared, error) {
 // routers and VRRP6 groups run by then); the removed interfaces go (static
 // routes, the upstream and profiles no longer use them); last the
 // listeners. d.cfg ends as what was applied.
-func (d *Daemon) apply(next *config.Config, changes []config.Change, p *prepared) []error {
+func (d *Daemon) apply(next *config.Config, cs *config.ChangeSet, p *prepared) []error {
 	var errs []error
 	old := d.cfg
-	touched := map[string]bool{} // interfaces present before and after, changed
-	static := false
-	for _, c := range changes {
-		name, rest, isIf := interfacePath(c.Path)
-		switch {
-		case c.Path == "multicast.static-routes":
-			static = true
-		case isIf && rest != "":
-			touched[name] = true
-		}
-	}
 
 	for _, ic := range next.Interfaces {
 		if ifc := p.added[ic.Name]; ifc != nil {
@@ -233,7 +201,7 @@ func (d *Daemon) apply(next *config.Config, changes []config.Change, p *prepared
 	}
 	d.dropRBS(&p.rbs)
 	staticOK := true
-	if static {
+	if cs.StaticRoutes {
 		if err := d.setStatic(next); err != nil {
 			errs = append(errs, err)
 			staticOK = false
@@ -244,8 +212,9 @@ func (d *Daemon) apply(next *config.Config, changes []config.Change, p *prepared
 		errs = append(errs, err)
 	}
 	for _, ic := range next.Interfaces {
-		if touched[ic.Name] {
-			errs = append(errs, d.changeIface(d.ifaces[ic.Name], &ic)...)
+		// An interface that stays, with parts changed.
+		if ch := cs.Interface(ic.Name); ch != nil && ch.Op == config.Modified {
+			errs = append(errs, d.changeIface(d.ifaces[ic.Name], &ic, ch)...)
 		}
 	}
 	if next.Multicast.Upstream.Mode == config.UpstreamMLDProxy && up.Interface == next.Multicast.Upstream.Interface && d.proxy.Load() == nil {
@@ -256,14 +225,17 @@ func (d *Daemon) apply(next *config.Config, changes []config.Change, p *prepared
 		}
 	}
 	errs = append(errs, d.addRBS(next, &p.rbs, p.services)...)
-	for _, ic := range old.Interfaces {
-		if next.Interface(ic.Name) == nil {
-			if err := d.removeIface(d.ifaces[ic.Name]); err != nil {
+	for _, ch := range cs.Interfaces {
+		if ifc := d.ifaces[ch.Name]; ch.Op == config.Removed && ifc != nil {
+			if err := d.removeIface(ifc); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
-	api := d.swapServers(next, p)
+	api := old.API
+	if cs.API {
+		api = d.swapServers(next, p)
+	}
 
 	// The running configuration: next, but what failed keeps its old
 	// value.
@@ -405,9 +377,11 @@ func (d *Daemon) removeIface(ifc *iface) error {
 	return nil
 }
 
-// changeIface applies the changes of an interface that stays: MLD,
-// VRRP6 groups and gate tracking, each left as it was if it fails.
-func (d *Daemon) changeIface(ifc *iface, want *config.Interface) []error {
+// changeIface applies the changes ch of an interface that stays:
+// addresses, MLD, VRRP6 groups and gate tracking, each left as it was if
+// it fails (its remote-backup-profile binding is only displayed: the new
+// configuration is published).
+func (d *Daemon) changeIface(ifc *iface, want *config.Interface, ch *config.InterfaceChange) []error {
 	old := ifc.cfg
 	w := *want
 	want = &w
@@ -418,7 +392,7 @@ func (d *Daemon) changeIface(ifc *iface, want *config.Interface) []error {
 	applied := *want
 	var errs []error
 
-	if !slices.Equal(old.Addresses, want.Addresses) {
+	if ch.Addresses {
 		if err := d.changeAddresses(ifc, old.Addresses, want.Addresses); err != nil {
 			// Recorded as before, so that the next reload tries again.
 			errs = append(errs, err)
@@ -427,6 +401,7 @@ func (d *Daemon) changeIface(ifc *iface, want *config.Interface) []error {
 	}
 
 	switch o, n := old.MLD, want.MLD; {
+	case !ch.MLD:
 	case o.Enable && !n.Enable:
 		d.stopIfaceMLD(ifc)
 	case !o.Enable && n.Enable:
@@ -434,7 +409,7 @@ func (d *Daemon) changeIface(ifc *iface, want *config.Interface) []error {
 			errs = append(errs, err)
 			applied.MLD = o
 		}
-	case n.Enable && o != n:
+	case n.Enable:
 		if err := ifc.mld.SetParams(mldParams(n)); err != nil {
 			errs = append(errs, fmt.Errorf("interface %s: %w", ifc.name, err))
 			applied.MLD = o
@@ -446,23 +421,23 @@ func (d *Daemon) changeIface(ifc *iface, want *config.Interface) []error {
 			"last_listener_query_interval", n.LastListenerQueryInterval, "max_groups", n.MaxGroups)
 	}
 
-	// VRRP6: removed groups first, then changed, then added.
+	// VRRP6: removed groups first, then changed and added ones in the
+	// order of the new configuration.
 	var groups []config.VRRP6
-	for _, g := range slices.Clone(ifc.vrrp) {
-		if want.Group(g.vrid) == nil {
+	for _, gch := range ch.VRRP6 {
+		if g := ifc.group(gch.VRID); gch.Op == config.Removed && g != nil {
 			d.removeGroup(ifc, g)
 		}
 	}
 	for _, gc := range want.VRRP6 {
-		oc := old.Group(gc.VRID)
-		switch {
-		case oc == nil:
+		switch ch.Group(gc.VRID) {
+		case config.Added:
 			if err := d.addGroup(ifc, &gc); err != nil {
 				errs = append(errs, err)
 				continue
 			}
-		case !vrrpEqual(oc, &gc):
-			g := ifc.group(gc.VRID)
+		case config.Modified:
+			oc, g := old.Group(gc.VRID), ifc.group(gc.VRID) // recorded groups run
 			if err := g.router.Reconfigure(routerConfig(ifc, &gc)); err != nil {
 				errs = append(errs, fmt.Errorf("interface %s: %w", ifc.name, err))
 				groups = append(groups, *oc)
@@ -480,7 +455,7 @@ func (d *Daemon) changeIface(ifc *iface, want *config.Interface) []error {
 		d.closeVRRP(ifc)
 	}
 	d.publishCfg(ifc, &applied)
-	if old.MulticastTrackVRRP6 != applied.MulticastTrackVRRP6 {
+	if ch.TrackVRRP6 {
 		d.resyncGate(ifc)
 	}
 	return errs
@@ -507,12 +482,6 @@ func (d *Daemon) changeAddresses(ifc *iface, old, want []netip.Prefix) error {
 	}
 	ifc.log().Info("reload: addresses applied", "addresses", want, "removed", gone)
 	return nil
-}
-
-func vrrpEqual(a, b *config.VRRP6) bool {
-	return a.VRID == b.VRID && slices.Equal(a.VirtualIPs, b.VirtualIPs) && a.Priority == b.Priority &&
-		a.Preempt == b.Preempt && a.PreemptDelay == b.PreemptDelay && a.AdvertiseInterval == b.AdvertiseInterval &&
-		a.AcceptMode == b.AcceptMode && slices.Equal(a.TrackInterfaces, b.TrackInterfaces)
 }
 
 func (ifc *iface) group(vrid uint8) *vrrpGroup {

@@ -5,13 +5,14 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/hotcast/hotcast/bpf"
-	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/ctrl/mroute"
+	"github.com/hotcast/hotcast/daemon/config"
 )
 
 func loadConfig(t *testing.T, yaml string) *config.Config {
@@ -82,12 +83,12 @@ func TestReloadRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			next := loadConfig(t, edit(t, base, tc.edits...))
 			changes := config.Diff(d.cfg, next)
-			if len(changes) == 0 {
+			if changes.Empty() {
 				t.Fatal("no change")
 			}
-			got := d.refused(next, changes)
+			got := refused(&changes)
 			if len(got) != len(tc.refused) {
-				t.Fatalf("refused %q, want %q (changes %v)", got, tc.refused, changes)
+				t.Fatalf("refused %q, want %q (changes %v)", got, tc.refused, changes.Strings())
 			}
 			for i, w := range tc.refused {
 				if !strings.HasPrefix(got[i], w) {
@@ -105,19 +106,61 @@ func TestReloadNotRunning(t *testing.T) {
 	}
 }
 
-func TestInterfacePath(t *testing.T) {
-	for _, tc := range []struct {
-		path, name, rest string
-		ok               bool
-	}{
-		{"interfaces[ge2].vrrp6[1]", "ge2", "vrrp6[1]", true},
-		{"interfaces[ge2]", "ge2", "", true},
-		{"interfaces[eth0.100].mld", "eth0.100", "mld", true},
-		{"api", "", "", false},
-	} {
-		n, r, ok := interfacePath(tc.path)
-		if n != tc.name || r != tc.rest || ok != tc.ok {
-			t.Errorf("interfacePath(%q) = %q, %q, %v", tc.path, n, r, ok)
+// TestChangeSetHandled: every field of the change set is either refused
+// or applied by Reload. A field added to config.ChangeSet or
+// config.InterfaceChange fails here until reload handles it (and is listed
+// below); the refused ones are named in the operator's message as Diff
+// names them.
+func TestChangeSetHandled(t *testing.T) {
+	refusedFields := map[string]bool{"Sysname": true, "BPF": true, "RoutingEnable": true, "Interfaces.Egress": true}
+	applied := map[string]string{
+		"API":                   "prepare, swapServers",
+		"Upstream":              "moveUpstream, startProxy",
+		"StaticRoutes":          "setStatic",
+		"Services":              "planRBS",
+		"Profiles":              "planRBS",
+		"Interfaces":            "prepare (Added), changeIface (Modified), removeIface (Removed)",
+		"Interfaces.Name":       "",
+		"Interfaces.Op":         "",
+		"Interfaces.Addresses":  "changeAddresses",
+		"Interfaces.MLD":        "changeIface",
+		"Interfaces.TrackVRRP6": "resyncGate",
+		"Interfaces.Profile":    "publishCfg",
+		"Interfaces.VRRP6":      "addGroup, Reconfigure, removeGroup",
+	}
+	var fields []string
+	for f := range reflect.TypeFor[config.ChangeSet]().Fields() {
+		fields = append(fields, f.Name)
+	}
+	for f := range reflect.TypeFor[config.InterfaceChange]().Fields() {
+		fields = append(fields, "Interfaces."+f.Name)
+	}
+	for _, f := range fields {
+		if _, ok := applied[f]; !ok && !refusedFields[f] {
+			t.Errorf("config change set field %s is neither applied nor refused by Reload", f)
+		}
+	}
+
+	all := config.ChangeSet{Sysname: true, API: true, BPF: true, RoutingEnable: true, Upstream: true, StaticRoutes: true,
+		Services:   []config.NamedChange{{Name: "s", Op: config.Modified}},
+		Profiles:   []config.NamedChange{{Name: "p", Op: config.Added}},
+		Interfaces: []config.InterfaceChange{{Name: "ge1", Op: config.Modified, Addresses: true, MLD: true, TrackVRRP6: true, Profile: true, Egress: true}},
+	}
+	want := []string{
+		"sysname modified (it names the socket, the pins and this router to its RBS peer)",
+		"bpf modified (the dataplane is opened and pinned at start)",
+		"multicast.routing-enable modified (it attaches or detaches the fast path on every interface)",
+		"interfaces[ge1].egress modified (routes through the interface are built for its egress mode)",
+	}
+	if got := refused(&all); !slices.Equal(got, want) {
+		t.Errorf("refused = %q\nwant %q", got, want)
+	}
+	// Each refused message starts with the change as the applying log
+	// names it.
+	for _, r := range want {
+		change, _, _ := strings.Cut(r, " (")
+		if !slices.Contains(all.Strings(), change) {
+			t.Errorf("refused %q names no change of %q", r, all.Strings())
 		}
 	}
 }
@@ -157,7 +200,8 @@ func TestPlanRBS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			next := loadConfig(t, edit(t, base, tc.edits...))
-			pl := planRBS(old, next)
+			cs := config.Diff(old, next)
+			pl := planRBS(old, next, &cs)
 			keys := func(m map[string]bool) []string {
 				var out []string
 				for k := range m {

@@ -2,11 +2,10 @@ package daemon
 
 import (
 	"fmt"
-	"reflect"
 	"slices"
 
-	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
+	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/sync/rbs"
 )
 
@@ -25,26 +24,28 @@ func (pl *rbsPlan) empty() bool {
 	return len(pl.stop)+len(pl.start)+len(pl.drop)+len(pl.bind) == 0
 }
 
-// planRBS compares the running hot-backup configuration with next.
-func planRBS(old, next *config.Config) rbsPlan {
+// planRBS turns the hot-backup part of the change set cs from old to next
+// into a plan: services removed or modified stop, added or modified ones
+// start (in the order of next); profiles removed, modified or on a stopped
+// service are unbound, and those of next among them or added are bound (in
+// the order of next).
+func planRBS(old, next *config.Config, cs *config.ChangeSet) rbsPlan {
 	pl := rbsPlan{stop: map[string]bool{}, drop: map[string]bool{}}
-	for _, sc := range old.Services {
-		if n := next.Service(sc.Name); n == nil || !reflect.DeepEqual(sc, *n) {
-			pl.stop[sc.Name] = true
+	for _, c := range cs.Services {
+		if c.Op == config.Removed || c.Op == config.Modified {
+			pl.stop[c.Name] = true
 		}
-	}
-	for _, sc := range next.Services {
-		if o := old.Service(sc.Name); o == nil || pl.stop[sc.Name] {
-			pl.start = append(pl.start, sc.Name)
+		if c.Op == config.Added || c.Op == config.Modified {
+			pl.start = append(pl.start, c.Name)
 		}
 	}
 	for _, pc := range old.Profiles {
-		if n := next.Profile(pc.Name); n == nil || !reflect.DeepEqual(pc, *n) || pl.stop[pc.Service] {
+		if op := cs.Profile(pc.Name); op == config.Removed || op == config.Modified || pl.stop[pc.Service] {
 			pl.drop[pc.Name] = true
 		}
 	}
 	for _, pc := range next.Profiles {
-		if old.Profile(pc.Name) == nil || pl.drop[pc.Name] {
+		if cs.Profile(pc.Name) == config.Added || pl.drop[pc.Name] {
 			pl.bind = append(pl.bind, pc.Name)
 		}
 	}

@@ -644,8 +644,8 @@ func TestDiff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := Diff(a, a); len(got) != 0 {
-		t.Errorf("Diff(a, a) = %v, want none", got)
+	if got := Diff(a, a); !got.Empty() {
+		t.Errorf("Diff(a, a) = %v, want none", got.Strings())
 	}
 	b, err := LoadBytes([]byte(edit(t,
 		"        priority: 200\n", "        priority: 150\n",
@@ -658,10 +658,9 @@ func TestDiff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cs := Diff(a, b)
 	got := []string{}
-	for _, c := range Diff(a, b) {
-		got = append(got, c.String())
-	}
+	got = append(got, cs.Strings()...)
 	want := []string{
 		"remote-backup-services[service1] modified",
 		"interfaces[ge2].mld modified",
@@ -673,6 +672,78 @@ func TestDiff(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Diff = %q\nwant %q", got, want)
+	}
+}
+
+// TestDiffTyped: the change set of TestDiff as the fields a reload reads,
+// and the lookups.
+func TestDiffTyped(t *testing.T) {
+	a, err := LoadBytes([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadBytes([]byte(edit(t,
+		"sysname: DeviceA\n", "sysname: DeviceB\napi: {socket: /run/hotcast/DeviceA.sock}\n",
+		"api:\n  socket: /run/hotcast/DeviceA.sock\n  metrics-listen: \"[::1]:9469\"\n", "",
+		"  xdp-mode: native\n", "  xdp-mode: generic\n",
+		"    mode: static\n", "    mode: mld-proxy\n",
+		"      interfaces: [ge2]\n", "      interfaces: [ge2, ge1]\n",
+		"    backup-id: 10\n", "    backup-id: 11\n",
+		"    addresses: [2001:db8:10::1/64]\n", "    addresses: [2001:db8:10::1/64, 2001:db8:11::1/64]\n",
+		"    multicast-track-vrrp6: 1\n    remote-backup-profile: profile1\n", "",
+		"    vrrp6: {vrid: 1, interface: ge2}\n", "    vrrp6: {vrid: 1, interface: ge3}\n",
+		"  - name: ge3\n    addresses: [2001:db8:20::1/64]\n", "  - name: ge3\n    addresses: [2001:db8:20::1/64]\n    vrrp6: [{vrid: 1, virtual-ip: [fe80::3]}]\n    remote-backup-profile: profile1\n",
+		"      enable: true\n", "      enable: false\n",
+	)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := Diff(a, b)
+	want := ChangeSet{
+		Sysname: true, API: true, BPF: true, Upstream: true, StaticRoutes: true,
+		Profiles: []NamedChange{{"profile1", Modified}},
+		Interfaces: []InterfaceChange{
+			{Name: "ge1", Op: Modified, Addresses: true},
+			{Name: "ge2", Op: Modified, MLD: true, TrackVRRP6: true, Profile: true},
+			{Name: "ge3", Op: Modified, Profile: true, VRRP6: []GroupChange{{1, Added}}},
+		},
+	}
+	if !reflect.DeepEqual(cs, want) {
+		t.Errorf("Diff =\n %+v\nwant\n %+v", cs, want)
+	}
+	if cs.Empty() || cs.Profile("profile1") != Modified || cs.Service("service1") != Unchanged ||
+		cs.Interface("ge9") != nil || cs.Interface("ge3").Group(1) != Added || cs.Interface("ge3").Group(2) != Unchanged {
+		t.Errorf("lookups on %v", cs.Strings())
+	}
+	wantStr := "sysname modified, api modified, bpf modified, multicast.upstream modified, multicast.static-routes modified, " +
+		"remote-backup-profiles[profile1] modified, interfaces[ge1].addresses modified, interfaces[ge2].mld modified, " +
+		"interfaces[ge2].multicast-track-vrrp6 modified, interfaces[ge2].remote-backup-profile modified, " +
+		"interfaces[ge3].remote-backup-profile modified, interfaces[ge3].vrrp6[1] added"
+	if got := cs.String(); got != wantStr {
+		t.Errorf("String() =\n %s\nwant\n %s", got, wantStr)
+	}
+}
+
+// TestDiffOrderOnly: reordering lists (interfaces, their groups, services)
+// is no change.
+func TestDiffOrderOnly(t *testing.T) {
+	a, err := LoadBytes([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := *a
+	b.Interfaces = slices.Clone(a.Interfaces)
+	slices.Reverse(b.Interfaces)
+	ge2 := &b.Interfaces[1]
+	ge2.VRRP6 = append([]VRRP6{{VRID: 9, VirtualIPs: []netip.Addr{netip.MustParseAddr("fe80::9")}}}, ge2.VRRP6...)
+	c := b
+	c.Interfaces = slices.Clone(b.Interfaces)
+	c.Interfaces[1].VRRP6 = []VRRP6{ge2.VRRP6[1], ge2.VRRP6[0]}
+	if cs := Diff(&b, &c); !cs.Empty() {
+		t.Errorf("Diff of reordered groups = %v, want none", cs.Strings())
+	}
+	if cs := Diff(a, &b); !reflect.DeepEqual(cs.Strings(), []string{"interfaces[ge2].vrrp6[9] added"}) {
+		t.Errorf("Diff with reversed interfaces = %v", cs.Strings())
 	}
 }
 

@@ -3,14 +3,18 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"strings"
 )
 
-// ChangeOp is the kind of a [Change].
+// ChangeOp is how a named element (service, profile, interface, VRRP6
+// group) differs between two configurations.
 type ChangeOp int
 
-// Change kinds.
+// Change kinds. Unchanged is the zero value, what the lookups of a
+// [ChangeSet] return for an element Diff did not list.
 const (
-	Added ChangeOp = iota + 1
+	Unchanged ChangeOp = iota
+	Added
 	Removed
 	Modified
 )
@@ -18,6 +22,8 @@ const (
 // String implements fmt.Stringer.
 func (o ChangeOp) String() string {
 	switch o {
+	case Unchanged:
+		return "unchanged"
 	case Added:
 		return "added"
 	case Removed:
@@ -28,92 +34,237 @@ func (o ChangeOp) String() string {
 	return fmt.Sprintf("ChangeOp(%d)", int(o))
 }
 
-// Change is one difference found by [Diff]. Path uses the key names of the
-// file, but list elements are identified by their name rather than their
-// position, so reordering a list is not a change: "interfaces[ge2].mld",
-// "interfaces[ge2].vrrp6[1]" (by VRID), "remote-backup-services[service1]".
-type Change struct {
-	Path string
+// Key paths of the sections [Diff] compares as a whole, as the String forms
+// of a [ChangeSet] name them.
+const (
+	PathSysname       = "sysname"
+	PathAPI           = "api"
+	PathBPF           = "bpf"
+	PathRoutingEnable = "multicast.routing-enable"
+	PathUpstream      = "multicast.upstream"
+	PathStaticRoutes  = "multicast.static-routes"
+)
+
+// Keys of the parts of an interface [Diff] compares as a whole, below
+// [InterfaceChange.Path].
+const (
+	KeyAddresses  = "addresses"
+	KeyMLD        = "mld"
+	KeyTrackVRRP6 = "multicast-track-vrrp6"
+	KeyProfile    = "remote-backup-profile"
+	KeyEgress     = "egress"
+)
+
+// ChangeSet is what [Diff] found changed, at the granularity a hot reload
+// acts on. A bool is true when that section differs; the lists name each
+// element that differs, once. List elements are identified by name (VRRP6
+// groups by VRID), not position, so reordering a list is no change. Lists
+// are in the order of the new configuration, then the removals in the
+// order of the old one.
+type ChangeSet struct {
+	Sysname       bool
+	API           bool
+	BPF           bool
+	RoutingEnable bool // multicast.routing-enable
+	Upstream      bool // multicast.upstream (interface or mode)
+	StaticRoutes  bool // multicast.static-routes
+
+	Services   []NamedChange // remote-backup-services, by name
+	Profiles   []NamedChange // remote-backup-profiles, by name
+	Interfaces []InterfaceChange
+}
+
+// NamedChange is an added, removed or modified service or profile.
+type NamedChange struct {
+	Name string
 	Op   ChangeOp
 }
 
-func (c Change) String() string { return c.Path + " " + c.Op.String() }
+// InterfaceChange is an added or removed interface, or one that stays and
+// whose parts listed here changed (Op Modified; at least one part).
+type InterfaceChange struct {
+	Name string
+	Op   ChangeOp
 
-// Diff lists what changed from old to new, at the granularity a hot reload
-// acts on: whole sections (sysname, api, bpf, multicast.upstream,
-// multicast.static-routes, ...), each service and profile, and each
-// interface's addresses, mld, vrrp6 group, multicast-track-vrrp6,
-// remote-backup-profile and egress. The order is deterministic: the order
-// of new, then removals in the order of old.
-func Diff(old, new *Config) []Change {
-	var out []Change
-	mod := func(path string, a, b any) {
-		if !reflect.DeepEqual(a, b) {
-			out = append(out, Change{path, Modified})
+	Addresses  bool // addresses
+	MLD        bool // mld (any parameter, or enable)
+	TrackVRRP6 bool // multicast-track-vrrp6
+	Profile    bool // remote-backup-profile
+	Egress     bool // egress
+	// VRRP6 lists the groups added, removed or modified, by VRID.
+	VRRP6 []GroupChange
+}
+
+// GroupChange is an added, removed or modified VRRP6 group of an
+// interface.
+type GroupChange struct {
+	VRID uint8
+	Op   ChangeOp
+}
+
+// Empty reports whether nothing changed.
+func (cs *ChangeSet) Empty() bool {
+	return !cs.Sysname && !cs.API && !cs.BPF && !cs.RoutingEnable && !cs.Upstream && !cs.StaticRoutes &&
+		len(cs.Services) == 0 && len(cs.Profiles) == 0 && len(cs.Interfaces) == 0
+}
+
+// Service returns how the service named name changed.
+func (cs *ChangeSet) Service(name string) ChangeOp { return opOf(cs.Services, name) }
+
+// Profile returns how the profile named name changed.
+func (cs *ChangeSet) Profile(name string) ChangeOp { return opOf(cs.Profiles, name) }
+
+func opOf(l []NamedChange, name string) ChangeOp {
+	for _, c := range l {
+		if c.Name == name {
+			return c.Op
 		}
 	}
-	mod("sysname", old.Sysname, new.Sysname)
-	mod("api", old.API, new.API)
-	mod("bpf", old.BPF, new.BPF)
-	mod("multicast.routing-enable", old.Multicast.RoutingEnable, new.Multicast.RoutingEnable)
-	mod("multicast.upstream", old.Multicast.Upstream, new.Multicast.Upstream)
-	mod("multicast.static-routes", old.Multicast.StaticRoutes, new.Multicast.StaticRoutes)
+	return Unchanged
+}
 
-	out = append(out, diffNamed("remote-backup-services", old.Services, new.Services,
-		func(s RBS) string { return s.Name }, nil)...)
-	out = append(out, diffNamed("remote-backup-profiles", old.Profiles, new.Profiles,
-		func(p RBP) string { return p.Name }, nil)...)
-	out = append(out, diffNamed("interfaces", old.Interfaces, new.Interfaces,
-		func(i Interface) string { return i.Name },
-		func(p string, a, b Interface) []Change {
-			var out []Change
-			for _, f := range []struct {
-				key  string
-				x, y any
-			}{
-				{"addresses", a.Addresses, b.Addresses},
-				{"mld", a.MLD, b.MLD},
-				{"multicast-track-vrrp6", a.MulticastTrackVRRP6, b.MulticastTrackVRRP6},
-				{"remote-backup-profile", a.RemoteBackupProfile, b.RemoteBackupProfile},
-				{"egress", a.Egress, b.Egress},
-			} {
-				if !reflect.DeepEqual(f.x, f.y) {
-					out = append(out, Change{p + "." + f.key, Modified})
-				}
+// Interface returns the change of the interface named name, or nil if it
+// is unchanged.
+func (cs *ChangeSet) Interface(name string) *InterfaceChange {
+	for i := range cs.Interfaces {
+		if cs.Interfaces[i].Name == name {
+			return &cs.Interfaces[i]
+		}
+	}
+	return nil
+}
+
+// Group returns how the VRRP6 group with the given VRID changed.
+func (ic *InterfaceChange) Group(vrid uint8) ChangeOp {
+	for _, g := range ic.VRRP6 {
+		if g.VRID == vrid {
+			return g.Op
+		}
+	}
+	return Unchanged
+}
+
+// Path is the interface's key path in the String forms,
+// "interfaces[NAME]".
+func (ic *InterfaceChange) Path() string { return "interfaces[" + ic.Name + "]" }
+
+// Strings lists the changes one per entry as "PATH OP", for logs and
+// messages: the key names of the file, list elements by name in brackets
+// ("interfaces[ge2].mld modified", "interfaces[ge2].vrrp6[1] added",
+// "remote-backup-services[service1] removed"), in the order of the set:
+// the sections, services, profiles, then interfaces, each interface's
+// parts in the order of its fields.
+func (cs *ChangeSet) Strings() []string {
+	var out []string
+	add := func(path string, op ChangeOp) { out = append(out, path+" "+op.String()) }
+	for _, s := range []struct {
+		changed bool
+		path    string
+	}{
+		{cs.Sysname, PathSysname},
+		{cs.API, PathAPI},
+		{cs.BPF, PathBPF},
+		{cs.RoutingEnable, PathRoutingEnable},
+		{cs.Upstream, PathUpstream},
+		{cs.StaticRoutes, PathStaticRoutes},
+	} {
+		if s.changed {
+			add(s.path, Modified)
+		}
+	}
+	for _, c := range cs.Services {
+		add("remote-backup-services["+c.Name+"]", c.Op)
+	}
+	for _, c := range cs.Profiles {
+		add("remote-backup-profiles["+c.Name+"]", c.Op)
+	}
+	for i := range cs.Interfaces {
+		ic := &cs.Interfaces[i]
+		if ic.Op != Modified {
+			add(ic.Path(), ic.Op)
+			continue
+		}
+		for _, p := range []struct {
+			changed bool
+			key     string
+		}{
+			{ic.Addresses, KeyAddresses},
+			{ic.MLD, KeyMLD},
+			{ic.TrackVRRP6, KeyTrackVRRP6},
+			{ic.Profile, KeyProfile},
+			{ic.Egress, KeyEgress},
+		} {
+			if p.changed {
+				add(ic.Path()+"."+p.key, Modified)
 			}
-			return append(out, diffNamed(p+".vrrp6", a.VRRP6, b.VRRP6,
-				func(g VRRP6) string { return fmt.Sprint(g.VRID) }, nil)...)
-		})...)
+		}
+		for _, g := range ic.VRRP6 {
+			add(fmt.Sprintf("%s.vrrp6[%d]", ic.Path(), g.VRID), g.Op)
+		}
+	}
 	return out
 }
 
-// diffNamed compares two lists keyed by name. inner, if set, refines a
-// modified element into finer changes; otherwise the element is Modified.
-func diffNamed[T any](path string, old, new []T, key func(T) string, inner func(string, T, T) []Change) []Change {
-	var out []Change
-	oldBy := map[string]T{}
+// String is [ChangeSet.Strings] joined with ", ".
+func (cs *ChangeSet) String() string { return strings.Join(cs.Strings(), ", ") }
+
+// Diff computes what changed from old to new.
+func Diff(old, new *Config) ChangeSet {
+	same := reflect.DeepEqual
+	cs := ChangeSet{
+		Sysname:       old.Sysname != new.Sysname,
+		API:           old.API != new.API,
+		BPF:           old.BPF != new.BPF,
+		RoutingEnable: old.Multicast.RoutingEnable != new.Multicast.RoutingEnable,
+		Upstream:      old.Multicast.Upstream != new.Multicast.Upstream,
+		StaticRoutes:  !same(old.Multicast.StaticRoutes, new.Multicast.StaticRoutes),
+	}
+	named := func(name string, op ChangeOp) NamedChange { return NamedChange{name, op} }
+	cs.Services = diffNamed(old.Services, new.Services, func(s RBS) string { return s.Name }, named)
+	cs.Profiles = diffNamed(old.Profiles, new.Profiles, func(p RBP) string { return p.Name }, named)
+	for _, ic := range diffNamed(old.Interfaces, new.Interfaces, func(i Interface) string { return i.Name },
+		func(name string, op ChangeOp) InterfaceChange { return InterfaceChange{Name: name, Op: op} }) {
+		if ic.Op == Modified {
+			a, b := old.Interface(ic.Name), new.Interface(ic.Name)
+			ic.Addresses = !same(a.Addresses, b.Addresses)
+			ic.MLD = a.MLD != b.MLD
+			ic.TrackVRRP6 = a.MulticastTrackVRRP6 != b.MulticastTrackVRRP6
+			ic.Profile = a.RemoteBackupProfile != b.RemoteBackupProfile
+			ic.Egress = a.Egress != b.Egress
+			ic.VRRP6 = diffNamed(a.VRRP6, b.VRRP6, func(g VRRP6) uint8 { return g.VRID },
+				func(vrid uint8, op ChangeOp) GroupChange { return GroupChange{vrid, op} })
+			if !ic.Addresses && !ic.MLD && !ic.TrackVRRP6 && !ic.Profile && !ic.Egress && len(ic.VRRP6) == 0 {
+				continue // only the order of its groups changed
+			}
+		}
+		cs.Interfaces = append(cs.Interfaces, ic)
+	}
+	return cs
+}
+
+// diffNamed compares two lists keyed by key and makes a change with mk for
+// each element added, modified (not deeply equal) or removed: in the order
+// of new, then the removals in the order of old.
+func diffNamed[T any, K comparable, C any](old, new []T, key func(T) K, mk func(K, ChangeOp) C) []C {
+	var out []C
+	oldBy := map[K]T{}
 	for _, o := range old {
 		oldBy[key(o)] = o
 	}
-	newBy := map[string]bool{}
+	inNew := map[K]bool{}
 	for _, n := range new {
 		k := key(n)
-		newBy[k] = true
-		p := path + "[" + k + "]"
-		o, ok := oldBy[k]
-		switch {
+		inNew[k] = true
+		switch o, ok := oldBy[k]; {
 		case !ok:
-			out = append(out, Change{p, Added})
-		case reflect.DeepEqual(o, n):
-		case inner != nil:
-			out = append(out, inner(p, o, n)...)
-		default:
-			out = append(out, Change{p, Modified})
+			out = append(out, mk(k, Added))
+		case !reflect.DeepEqual(o, n):
+			out = append(out, mk(k, Modified))
 		}
 	}
 	for _, o := range old {
-		if k := key(o); !newBy[k] {
-			out = append(out, Change{path + "[" + k + "]", Removed})
+		if k := key(o); !inNew[k] {
+			out = append(out, mk(k, Removed))
 		}
 	}
 	return out
