@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotcast/hotcast/bpf/bpftest"
 	"github.com/hotcast/hotcast/internal/netnstest"
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
@@ -27,7 +28,7 @@ type topo struct {
 	rcv      [3]*netnstest.NS
 	s0, r0   *netnstest.Link
 	r, h     [3]*netnstest.Link
-	sinks    [3]*Sink
+	sinks    [3]*bpftest.Sink
 	caps     [3]*packet.Conn
 }
 
@@ -42,7 +43,7 @@ func newTopo(t *testing.T) *topo {
 		// A pass-mode sink on each receiver end: it counts per group and
 		// lets the veth receive XDP-redirected frames.
 		tp.rcv[i].Do(t, func() error {
-			s, err := AttachSink(tp.h[i].Index, false)
+			s, err := bpftest.AttachSink(tp.h[i].Index, false)
 			if err != nil {
 				return err
 			}

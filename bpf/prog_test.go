@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+	"github.com/hotcast/hotcast/bpf/bpftest"
 	"github.com/hotcast/hotcast/internal/netnstest"
 )
 
@@ -299,15 +300,11 @@ func TestShortFrameRefusedByKernel(t *testing.T) {
 
 func TestEgress(t *testing.T) {
 	d, env := openTest(t)
-	objs := testshimObjects{}
-	spec, err := loadTestshim()
+	shim, err := bpftest.LoadEgressShim(d.maps)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%+v", err)
 	}
-	if err := spec.LoadAndAssign(&objs, &ebpf.CollectionOptions{MapReplacements: d.maps}); err != nil {
-		t.Fatalf("load shim: %+v", err)
-	}
-	defer objs.Close()
+	defer shim.Close()
 	vmac := []byte{0x00, 0x00, 0x5e, 0x00, 0x02, 0x01}
 
 	data := frame{src: srcS, dst: grpG, hopLimit: 63}.bytes()
@@ -335,7 +332,7 @@ func TestEgress(t *testing.T) {
 				t.Fatal(err)
 			}
 			reasons, _ := d.Reasons()
-			verdict, out := run(t, objs.HcEgressShim, tc.data, lo)
+			verdict, out := run(t, shim, tc.data, lo)
 			if verdict != tc.verdict {
 				t.Fatalf("verdict %d, want %d", verdict, tc.verdict)
 			}

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/bpf/bpftest"
 	"github.com/hotcast/hotcast/internal/inet"
 	"github.com/hotcast/hotcast/internal/netnstest"
 	"github.com/mdlayher/packet"
@@ -232,7 +232,7 @@ func (d *Daemon) CtlJSON(v any, args ...string) {
 // (which also lets the veth receive XDP-redirected frames).
 type Receiver struct {
 	Link *netnstest.Link
-	Sink *bpf.Sink
+	Sink *bpftest.Sink
 }
 
 // NewReceiver attaches a sink to l in its namespace.
@@ -240,7 +240,7 @@ func NewReceiver(t testing.TB, l *netnstest.Link) *Receiver {
 	t.Helper()
 	r := &Receiver{Link: l}
 	l.NS.Do(t, func() error {
-		s, err := bpf.AttachSink(l.Index, false)
+		s, err := bpftest.AttachSink(l.Index, false)
 		r.Sink = s
 		return err
 	})

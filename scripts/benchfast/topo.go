@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/bpf/bpftest"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
@@ -54,7 +55,7 @@ type topo struct {
 	// sinks[i] counts at receiver i: every receiver in the sink variant
 	// (drop mode), the receivers not in the route in the socket variant
 	// (pass mode: a stray frame is seen, then the stack drops it).
-	sinks []*bpf.Sink
+	sinks []*bpftest.Sink
 	// socks[i] is receiver i's UDP socket, joined to the group while i is
 	// in the route (its joins are what a bridge baseline snoops): it
 	// counts datagrams in the socket variant, only joins in the sink one.
@@ -243,7 +244,7 @@ func napiThreads(dev string) ([]int, error) {
 // socket per receiver joins the group while the receiver is in the route.
 func (t *topo) setupReceivers(variant string) error {
 	t.variant = variant
-	t.sinks = make([]*bpf.Sink, len(t.h))
+	t.sinks = make([]*bpftest.Sink, len(t.h))
 	for i, h := range t.h {
 		switch variant {
 		case "sink":
@@ -288,7 +289,7 @@ func (t *topo) setSink(i int, on, drop bool) error {
 		return nil
 	}
 	return t.rcv[i].run(func() error {
-		s, err := bpf.AttachSink(t.h[i].index, drop)
+		s, err := bpftest.AttachSink(t.h[i].index, drop)
 		if err != nil {
 			return fmt.Errorf("sink on %s: %w", t.h[i].name, err)
 		}

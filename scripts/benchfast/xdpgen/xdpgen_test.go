@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/bpf/bpftest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -43,7 +43,7 @@ type pair struct {
 	genNS, rcvNS string // /var/run/netns paths
 	gen          netlink.Link
 	genNL        *netlink.Handle
-	sink         *bpf.Sink
+	sink         *bpftest.Sink
 }
 
 func inNS(t *testing.T, path string, f func() error) {
@@ -137,7 +137,7 @@ func newPair(t *testing.T) *pair {
 	// The sink is what gives rcv0 NAPI, so it takes XDP frames at all.
 	inNS(t, p.rcvNS, func() error {
 		var err error
-		p.sink, err = bpf.AttachSink(rcv.Attrs().Index, true)
+		p.sink, err = bpftest.AttachSink(rcv.Attrs().Index, true)
 		return err
 	})
 	t.Cleanup(func() { _ = p.sink.Close() })

@@ -9,7 +9,7 @@
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-#include "include/parsing.h"
+#include "../include/parsing.h"
 
 /* Set through spec.Variables before loading. */
 volatile const __u8 sink_drop = 0;

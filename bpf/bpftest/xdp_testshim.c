@@ -6,7 +6,7 @@
  * programs, so tests run the same function from a plain XDP program that
  * takes the egress ifindex from ingress_ifindex. Loaded by tests only.
  */
-#include "include/egress.h"
+#include "../include/egress.h"
 
 SEC("xdp")
 int hc_egress_shim(struct xdp_md *ctx)
