@@ -243,9 +243,8 @@ func (d *Daemon) vrrp6Status(r *http.Request) (any, error) {
 				continue
 			}
 			st := g.router.Status()
-			g.mu.Lock()
-			delay := g.gateDelay
-			g.mu.Unlock()
+			ts, _ := d.track.Status(ifc.index, g.vrid)
+			delay := ts.GateDelay
 			v := api.VRRP6{
 				Interface: st.Interface, VRID: st.VRID, State: st.State.String(),
 				ConfiguredPriority: st.ConfiguredPriority, EffectivePriority: st.EffectivePriority,

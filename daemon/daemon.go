@@ -19,6 +19,7 @@ import (
 	"github.com/hotcast/hotcast/bpf"
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/mroute"
+	"github.com/hotcast/hotcast/ctrl/track"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/vishvananda/netlink"
@@ -40,6 +41,7 @@ type Daemon struct {
 
 	dp    *bpf.Dataplane
 	table *mroute.Table
+	track *track.Tracker // multicast-track-vrrp6: transitions to gates
 
 	ctl       sync.Mutex
 	ctx       context.Context // Run's: what a reload starts ends with it
@@ -92,14 +94,11 @@ type iface struct {
 	demux     *vrrp6.Demux
 	backup    *backup // the hot-backup profile bound here, if any
 
-	master atomic.Bool // the tracked VRRP6 group is Master
+	master atomic.Bool // the tracked VRRP6 group is Master (set by the tracker)
 	// ignoreReports is mld.ignore-reports-while-backup with a tracked
 	// group (read for every MLD message, so not under mu).
 	ignoreReports atomic.Bool
-	// gateMu serialises what follows the tracked group (gate, source MAC,
-	// MLD querier role) between VRRP6 transitions and reloads.
-	gateMu sync.Mutex
-	logger *slog.Logger
+	logger        *slog.Logger
 }
 
 func (i *iface) log() *slog.Logger { return i.logger }
@@ -235,6 +234,7 @@ func (d *Daemon) bringUp(ctx context.Context, cancel context.CancelFunc) error {
 	if err != nil {
 		return startError("dataplane", err)
 	}
+	d.track = track.New(d.dp, hostAddrs{d.log.With("component", "vrrp6")}, d.log.With("component", "track"))
 	if phase, err := d.start(ctx); err != nil {
 		cancel()
 		d.closeServers()
@@ -292,6 +292,11 @@ func undoAttach(dp *bpf.Dataplane, before []string, log *slog.Logger) {
 // start brings up the protocols and the servers (ctl held). On failure it
 // names the phase that failed.
 func (d *Daemon) start(ctx context.Context) (phase string, err error) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		_ = d.track.Run(ctx) // ends with ctx, nil
+	}()
 	if d.usesMLD() {
 		d.log.Info("mld receive route", "route", mld.ReceiveRoute)
 	}
@@ -304,6 +309,10 @@ func (d *Daemon) start(ctx context.Context) (phase string, err error) {
 	}
 	if err := d.startRBS(ctx); err != nil {
 		return "rbs", err
+	}
+	// The tracker knows every interface before the first transition.
+	for _, ifc := range d.ifaces {
+		d.resyncGate(ifc)
 	}
 	if err := d.startVRRP(ctx); err != nil {
 		return "vrrp6", err
@@ -494,23 +503,17 @@ func (d *Daemon) openDataplane() (attachedBefore []string, err error) {
 // not route: its multicast goes to the stack.
 func (d *Daemon) attachIface(ifc *iface) error {
 	// A tracked interface starts muted (VRRP decides); a restarted daemon
-	// keeps the gate it finds.
-	gate := bpf.GateForward
-	if ifc.cfg.MulticastTrackVRRP6 != 0 {
-		gate = bpf.GateMuted
-	}
-	clone := ifc.cfg.Egress == config.EgressClone
-	noRoute := !d.cfg.Multicast.RoutingEnable
-	cur, err := d.dp.EnsureIface(ifc.index, bpf.Iface{Gate: gate, SrcMAC: ifc.mac, MAC: ifc.mac, Clone: clone, NoRoute: noRoute})
+	// keeps the gate (and a VRRP virtual source MAC) it finds, and takes
+	// this configuration's MAC, egress mode and routing.
+	initial := track.Entry(d.trackIface(ifc), false, nil)
+	cur, err := d.dp.EnsureIface(ifc.index, initial)
 	if err != nil {
 		return err
 	}
-	// Keep the gate (and a VRRP virtual source MAC) a previous run left;
-	// apply this configuration's MAC, egress mode and routing.
 	want := cur
-	want.MAC, want.Clone, want.NoRoute = ifc.mac, clone, noRoute
+	want.MAC, want.Clone, want.NoRoute = initial.MAC, initial.Clone, initial.NoRoute
 	if ifc.cfg.MulticastTrackVRRP6 == 0 {
-		want.SrcMAC = ifc.mac
+		want.SrcMAC = initial.SrcMAC
 	}
 	if want.MAC.String() != cur.MAC.String() || want.SrcMAC.String() != cur.SrcMAC.String() || want.Clone != cur.Clone || want.NoRoute != cur.NoRoute {
 		if err := d.dp.SetIface(ifc.index, want); err != nil {

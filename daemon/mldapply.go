@@ -3,13 +3,10 @@ package daemon
 import (
 	"log/slog"
 	"net/netip"
-	"time"
 
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/mroute"
 	"github.com/hotcast/hotcast/internal/inet"
-	"github.com/hotcast/hotcast/sync/mldbackup"
-	"github.com/hotcast/hotcast/sync/rbs"
 )
 
 // applyMLD takes one run of an interface's MLD changes (one report, one
@@ -32,29 +29,7 @@ func (d *Daemon) applyMLD(ifc *iface, us []mld.Update, log *slog.Logger) {
 	d.mu.RLock()
 	b := ifc.backup
 	d.mu.RUnlock()
-	if b != nil && b.profile.Master() {
-		now := time.Now()
-		for _, u := range us {
-			if inet.LinkScope(u.Group) {
-				continue
-			}
-			if u.Deleted {
-				b.publishDelete(u.Group)
-			} else {
-				b.publish(u.State, now)
-			}
-		}
-	}
-}
-
-func (b *backup) publish(gs mld.GroupState, now time.Time) {
-	if err := b.profile.Publish(rbs.OpUpsert, mldbackup.ToEntry(gs, now)); err != nil {
-		b.ifc.log().Warn("rbs publish", "group", gs.Group, "err", err)
-	}
-}
-
-func (b *backup) publishDelete(g netip.Addr) {
-	if err := b.profile.Publish(rbs.OpDelete, rbs.MLDEntry{Group: g, FilterMode: rbs.FilterInclude, Compat: 2}); err != nil {
-		b.ifc.log().Warn("rbs publish", "group", g, "err", err)
+	if b != nil {
+		b.binding.Publish(us) // on the profile's master side only
 	}
 }

@@ -73,14 +73,13 @@ func (d *Daemon) startIfaceMLD(ctx context.Context, ifc *iface) error {
 		conn.Close()
 		return fmt.Errorf("interface %s: mld: %w", ifc.name, err)
 	}
-	// On a tracked interface only the VRRP6 Master queries. Under gateMu
-	// a transition either came before (ifc.master says) or finds m.
-	ifc.gateMu.Lock()
-	m.SetQuerierAllowed(ifc.cfg.MulticastTrackVRRP6 == 0 || ifc.master.Load())
+	// On a tracked interface only the VRRP6 Master queries: the tracker
+	// hands the role over (resyncGate below) from the state it last saw.
+	m.SetQuerierAllowed(ifc.cfg.MulticastTrackVRRP6 == 0)
 	d.mu.Lock()
 	ifc.linkLocal, ifc.mld, ifc.mldConn, ifc.mldRun = ll, m, conn, run
 	d.mu.Unlock()
-	ifc.gateMu.Unlock()
+	d.resyncGate(ifc)
 	m.Start()
 	d.readMLD(ctx, conn, log, func(p mld.Packet) {
 		// The reference's backup hears no reports on its access link;

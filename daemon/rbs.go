@@ -2,16 +2,13 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/daemon/config"
-	"github.com/hotcast/hotcast/internal/inet"
 	"github.com/hotcast/hotcast/sync/mldbackup"
 	"github.com/hotcast/hotcast/sync/rbs"
 )
@@ -26,9 +23,10 @@ type backup struct {
 	cfg     *config.RBP
 	svc     *rbs.Service
 	profile *rbs.Profile
-	ifc     *iface         // the profile's VRRP6 interface, where MLD runs
-	mld     *mld.Interface // ifc's MLD router: it runs while the profile is bound
-	index   int            // Profile-Index for display
+	binding *mldbackup.Binding // MLD <-> RBS for ifc's MLD router
+	ifc     *iface             // the profile's VRRP6 interface, where MLD runs
+	mld     *mld.Interface     // ifc's MLD router: it runs while the profile is bound
+	index   int                // Profile-Index for display
 }
 
 // rbsService is one running remote backup service. Its Run ends with
@@ -109,7 +107,9 @@ func (d *Daemon) bindProfile(pc *config.RBP) (*backup, error) {
 	}
 	b := &backup{cfg: pc, svc: s.svc, ifc: ifc, mld: ifc.mld, index: 0x1000 + d.profileSeq}
 	d.profileSeq++
-	b.profile = s.svc.AddProfile(rbs.ProfileConfig{Name: pc.Name, BackupID: uint32(pc.BackupID)}, mldSource{b}, mldSink{b})
+	b.binding = mldbackup.Bind(ifc.mld, ifc.log().With("component", "rbs", "profile", pc.Name))
+	b.profile = s.svc.AddProfile(rbs.ProfileConfig{Name: pc.Name, BackupID: uint32(pc.BackupID)}, b.binding, b.binding)
+	b.binding.SetProfile(b.profile)
 	d.mu.Lock()
 	ifc.backup = b
 	d.backups = append(slices.Clone(d.backups), b)
@@ -168,56 +168,5 @@ func (d *Daemon) servicesSnapshot() []*rbsService {
 	return d.services
 }
 
-func (b *backup) setRole(master bool) {
-	if master {
-		b.profile.SetRole(rbs.RoleMaster)
-		return
-	}
-	// The peer is the authority now: what it replicates replaces what
-	// this router learned itself, so both end with the same entries.
-	b.mld.DisownAll()
-	b.profile.SetRole(rbs.RoleBackup)
-}
-
-// mldSource gives the sender's batch: every group of the interface, synced
-// ones included (a new master replays what it took over).
-type mldSource struct{ b *backup }
-
-func (s mldSource) Snapshot(uint32) []rbs.MLDEntry {
-	now := time.Now()
-	gs := s.b.mld.Groups()
-	out := make([]rbs.MLDEntry, 0, len(gs))
-	for _, g := range gs {
-		if !inet.LinkScope(g.Group) {
-			out = append(out, mldbackup.ToEntry(g, now))
-		}
-	}
-	return out
-}
-
-// mldSink applies the receiver's entries to the interface's MLD state.
-type mldSink struct{ b *backup }
-
-func (s mldSink) ReplaceAll(_ uint32, es []rbs.MLDEntry) error {
-	now := time.Now()
-	st := make([]mld.GroupState, 0, len(es))
-	for _, e := range es {
-		st = append(st, mldbackup.FromEntry(e, now))
-	}
-	return s.b.mld.Import(st)
-}
-
-func (s mldSink) Upsert(_ uint32, e rbs.MLDEntry) error {
-	err := s.b.mld.Upsert(mldbackup.FromEntry(e, time.Now()))
-	if err != nil && !isLocal(err) {
-		return err
-	}
-	return nil
-}
-
-func (s mldSink) Delete(_ uint32, g netip.Addr) error {
-	s.b.mld.Delete(g)
-	return nil
-}
-
-func isLocal(err error) bool { return errors.Is(err, mld.ErrLocalEntry) }
+// setRole follows the bound VRRP6 group (see mldbackup.Binding.SetRole).
+func (b *backup) setRole(master bool) { b.binding.SetRole(master) }

@@ -8,28 +8,21 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"sync"
-	"time"
 
-	"github.com/hotcast/hotcast/bpf"
-	"github.com/hotcast/hotcast/ctrl/mld"
+	"github.com/hotcast/hotcast/ctrl/track"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// vrrpGroup is one configured VRRP6 group and what the daemon remembers of
-// its transitions. cfg is guarded by Daemon.mu (a reload replaces it).
+// vrrpGroup is one configured VRRP6 group. cfg is guarded by Daemon.mu
+// (a reload replaces it); what its transitions did, the tracker knows.
 type vrrpGroup struct {
 	ifc    *iface
 	vrid   uint8
 	cfg    *config.VRRP6
 	router *vrrp6.Router
-
-	mu         sync.Mutex
-	gateDelay  time.Duration // last transition -> gate written
-	lastMaster bool
 }
 
 // startVRRP starts one socket and demultiplexer per interface with VRRP6
@@ -158,182 +151,95 @@ func (d *Daemon) newVRRPGroup(ifc *iface, gc *config.VRRP6) (*vrrpGroup, error) 
 	return g, nil
 }
 
-// vrrpActions are a group's vrrp6.Actions and vrrp6.AddrActions.
+// vrrpActions are a group's vrrp6.Actions and vrrp6.AddrActions. The
+// router calls them under its lock: they only post to the tracker.
 type vrrpActions struct {
 	d *Daemon
 	g *vrrpGroup
 }
 
-func (a vrrpActions) OnTransition(tr vrrp6.Transition) { a.d.onTransition(a.g, tr) }
+func (a vrrpActions) OnTransition(tr vrrp6.Transition) { a.d.track.Transition(a.g.ifc.index, tr) }
 
-func (a vrrpActions) OnVirtualAddrs(c vrrp6.AddrChange) { a.d.onVirtualAddrs(a.g, c) }
+func (a vrrpActions) OnVirtualAddrs(c vrrp6.AddrChange) { a.d.track.VirtualAddrs(a.g.ifc.index, c) }
 
-// onTransition applies a VRRP6 state change. It runs under the router's
-// lock, before the first advert as Master: the fast path is switched first
-// (map writes only: virtual MAC, virtual IPs, gate and source MAC), then
-// the MLD querier role; addresses and the NIC filter follow asynchronously
-// (they are not on the forwarding path).
-func (d *Daemon) onTransition(g *vrrpGroup, tr vrrp6.Transition) {
-	ifc := g.ifc
-	master := tr.To == vrrp6.StateMaster
-	log := d.log.With("component", "vrrp6", "interface", ifc.name, "vrid", tr.VRID)
-	if err := d.dp.SetVRRPMaster(ifc.index, tr.VRID, tr.VirtualAddrs, master); err != nil {
-		log.Error("fast path virtual mac", "err", err)
-	}
-	ifc.gateMu.Lock()
+// trackIface is what the tracker needs of an interface (read under d.mu
+// by the control path, which is the only writer).
+func (d *Daemon) trackIface(ifc *iface) track.Iface {
 	d.mu.RLock()
 	cfg, m := ifc.cfg, ifc.mld
 	d.mu.RUnlock()
-	if cfg.MulticastTrackVRRP6 == tr.VRID {
-		d.applyGate(ifc, cfg, m, master, tr.VirtualMAC, log)
-		delay := time.Since(tr.Time)
-		g.mu.Lock()
-		g.gateDelay = delay
-		g.mu.Unlock()
-		log.Info("multicast gate follows vrrp6", "state", tr.To, "gate_write_delay", delay)
+	ti := track.Iface{
+		Index: ifc.index, Name: ifc.name, MAC: ifc.mac,
+		Clone:   cfg.Egress == config.EgressClone,
+		NoRoute: !d.cfg.Multicast.RoutingEnable,
+		Track:   cfg.MulticastTrackVRRP6,
+		Querier: track.FollowerFunc(func(master bool) {
+			// Called on the tracker's goroutine: for the tracked group's
+			// Master (or always, untracked) this interface's MLD queries.
+			ifc.master.Store(master)
+			if m != nil {
+				m.SetQuerierAllowed(master)
+			}
+		}),
+		Profiles: map[uint8][]track.Follower{},
 	}
-	ifc.gateMu.Unlock()
-	// The hot-backup profile bound to this VRRP6 group follows its role:
-	// Master sends, Backup receives.
-	for _, b := range d.backupsSnapshot() {
-		if b.cfg.VRRP6.Interface == ifc.name && b.cfg.VRRP6.VRID == tr.VRID {
-			b.setRole(master)
-		}
+	for _, gc := range cfg.VRRP6 {
+		vrid := gc.VRID
+		// The hot-backup profile bound to this group follows its role
+		// (Master sends, Backup receives); profiles are looked up at each
+		// transition, so a reload that binds or unbinds one needs no
+		// reconfiguration here.
+		ti.Profiles[vrid] = []track.Follower{track.FollowerFunc(func(master bool) {
+			for _, b := range d.backupsSnapshot() {
+				if b.cfg.VRRP6.Interface == ifc.name && b.cfg.VRRP6.VRID == vrid {
+					b.setRole(master)
+				}
+			}
+		})}
 	}
-	g.mu.Lock()
-	changed := g.lastMaster != master
-	g.lastMaster = master
-	g.mu.Unlock()
-	if changed || master {
-		go d.syncVirtualAddrs(ifc, tr.VirtualAddrs, tr.VirtualMAC, master)
-	}
+	return ti
 }
 
-// applyGate makes an interface's multicast forwarding follow its tracked
-// group: forward with the virtual MAC as source while Master, muted
-// otherwise; the MLD querier role with it. ifc.gateMu held.
-func (d *Daemon) applyGate(ifc *iface, cfg *config.Interface, m *mld.Interface, master bool, vmac net.HardwareAddr, log *slog.Logger) {
-	clone := cfg.Egress == config.EgressClone
-	e := bpf.Iface{Gate: bpf.GateMuted, SrcMAC: ifc.mac, MAC: ifc.mac, Clone: clone}
-	if master {
-		e = bpf.Iface{Gate: bpf.GateForward, SrcMAC: vmac, MAC: ifc.mac, Clone: clone}
-	}
-	if err := d.setIface(ifc, e); err != nil {
-		log.Error("multicast gate", "err", err)
-	}
-	ifc.master.Store(master)
-	if m != nil {
-		m.SetQuerierAllowed(master)
-	}
-}
+// resyncGate hands the tracker an interface's current configuration
+// (multicast-track-vrrp6, MLD, egress or groups changed; control path).
+// It applies it after every transition posted before, from the state it
+// last saw of the tracked group.
+func (d *Daemon) resyncGate(ifc *iface) { d.track.Configure(d.trackIface(ifc)) }
 
-// setIface writes an interface's fast-path entry (gate, source MAC) and
-// keeps whether it routes, which attachIface decided.
-func (d *Daemon) setIface(ifc *iface, e bpf.Iface) error {
-	if cur, err := d.dp.Iface(ifc.index); err == nil {
-		e.NoRoute = cur.NoRoute
-	}
-	return d.dp.SetIface(ifc.index, e)
-}
+// hostAddrs is the tracker's Host: the virtual IPs on the interface
+// (nodad) and the virtual MAC in its unicast filter while Master, removed
+// while Backup (RFC 9568 6.4; "bridge fdb add VMAC dev IF self"). It runs
+// on the tracker's goroutine after the fast path is written.
+type hostAddrs struct{ log *slog.Logger }
 
-// resyncGate re-evaluates what follows an interface's tracked group after
-// multicast-track-vrrp6 changed (control path). Untracked, the interface
-// forwards with its own MAC and MLD queries; tracked, it takes the group's
-// state under the group's lock, so no transition comes in between.
-func (d *Daemon) resyncGate(ifc *iface) {
-	cfg := ifc.cfg
-	log := d.log.With("component", "vrrp6", "interface", ifc.name)
-	if cfg.MulticastTrackVRRP6 == 0 {
-		ifc.gateMu.Lock()
-		clone := cfg.Egress == config.EgressClone
-		if err := d.setIface(ifc, bpf.Iface{Gate: bpf.GateForward, SrcMAC: ifc.mac, MAC: ifc.mac, Clone: clone}); err != nil {
-			log.Error("multicast gate", "err", err)
-		}
-		ifc.master.Store(false)
-		if ifc.mld != nil {
-			ifc.mld.SetQuerierAllowed(true)
-		}
-		ifc.gateMu.Unlock()
-		log.Info("multicast gate no longer tracks vrrp6: forward")
-		return
-	}
-	var g *vrrpGroup
-	for _, x := range ifc.vrrp {
-		if x.vrid == cfg.MulticastTrackVRRP6 {
-			g = x
-		}
-	}
-	if g == nil { // validation makes the tracked group exist
-		return
-	}
-	g.router.WithState(func(s vrrp6.State) {
-		ifc.gateMu.Lock()
-		defer ifc.gateMu.Unlock()
-		d.mu.RLock()
-		cur, m := ifc.cfg, ifc.mld
-		d.mu.RUnlock()
-		if cur.MulticastTrackVRRP6 != g.vrid {
-			return
-		}
-		d.applyGate(ifc, cur, m, s == vrrp6.StateMaster, vrrp6.VirtualMAC(g.vrid), log)
-		log.Info("multicast gate follows vrrp6", "vrid", g.vrid, "state", s)
-	})
-}
-
-// onVirtualAddrs follows a reconfigured virtual address list. It runs
-// under the router's lock; a Master moves the fast-path addresses at once
-// and the interface addresses asynchronously, as a transition does.
-func (d *Daemon) onVirtualAddrs(g *vrrpGroup, c vrrp6.AddrChange) {
-	if c.State != vrrp6.StateMaster {
-		return
-	}
-	ifc := g.ifc
-	var gone []netip.Addr
-	for _, a := range c.Old {
-		if !slices.Contains(c.New, a) {
-			gone = append(gone, a)
-		}
-	}
-	log := d.log.With("component", "vrrp6", "interface", ifc.name, "vrid", c.VRID)
-	if err := d.dp.SetVRRPMaster(ifc.index, c.VRID, gone, false); err != nil {
-		log.Error("fast path virtual ips", "err", err)
-	}
-	if err := d.dp.SetVRRPMaster(ifc.index, c.VRID, c.New, true); err != nil {
-		log.Error("fast path virtual ips", "err", err)
-	}
-	go func() {
-		d.syncAddrs(ifc, gone, false)
-		d.syncAddrs(ifc, c.New, true)
-	}()
-}
-
-// syncVirtualAddrs puts the virtual IPs on the interface (nodad) and the
-// virtual MAC in its unicast filter while Master, and removes them while
-// Backup (RFC 9568 6.4; "bridge fdb add VMAC dev IF self").
-func (d *Daemon) syncVirtualAddrs(ifc *iface, vips []netip.Addr, vmac net.HardwareAddr, master bool) {
-	d.syncAddrs(ifc, vips, master)
-	log := d.log.With("component", "vrrp6", "interface", ifc.name)
-	fdb := &netlink.Neigh{LinkIndex: ifc.index, Family: unix.AF_BRIDGE, Flags: netlink.NTF_SELF, State: netlink.NUD_PERMANENT, HardwareAddr: vmac}
+func (h hostAddrs) SetVirtual(ifindex int, vips []netip.Addr, vmac net.HardwareAddr, master bool) {
+	h.sync(ifindex, vips, master)
+	fdb := &netlink.Neigh{LinkIndex: ifindex, Family: unix.AF_BRIDGE, Flags: netlink.NTF_SELF, State: netlink.NUD_PERMANENT, HardwareAddr: vmac}
 	if master {
 		if err := netlink.NeighAppend(fdb); err != nil && !errors.Is(err, unix.EEXIST) {
-			log.Debug("virtual mac unicast filter", "err", err)
+			h.log.Debug("virtual mac unicast filter", "ifindex", ifindex, "err", err)
 		}
 	} else if err := netlink.NeighDel(fdb); err != nil {
-		log.Debug("virtual mac unicast filter removal", "err", err)
+		h.log.Debug("virtual mac unicast filter removal", "ifindex", ifindex, "err", err)
 	}
 }
 
-// syncAddrs adds (master) or removes virtual IPs on the interface.
-func (d *Daemon) syncAddrs(ifc *iface, vips []netip.Addr, master bool) {
+func (h hostAddrs) MoveVirtual(ifindex int, gone, added []netip.Addr) {
+	h.sync(ifindex, gone, false)
+	h.sync(ifindex, added, true)
+}
+
+// sync adds (master) or removes virtual IPs on the interface.
+func (h hostAddrs) sync(ifindex int, vips []netip.Addr, master bool) {
 	if len(vips) == 0 {
 		return
 	}
-	log := d.log.With("component", "vrrp6", "interface", ifc.name)
-	l, err := netlink.LinkByIndex(ifc.index)
+	l, err := netlink.LinkByIndex(ifindex)
 	if err != nil {
-		log.Error("virtual addresses", "err", err)
+		h.log.Error("virtual addresses", "ifindex", ifindex, "err", err)
 		return
 	}
+	log := h.log.With("interface", l.Attrs().Name)
 	for _, a := range vips {
 		bits := 128
 		if !a.IsLinkLocalUnicast() {

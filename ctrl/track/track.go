@@ -63,6 +63,7 @@ type Iface struct {
 	Name    string
 	MAC     net.HardwareAddr
 	Clone   bool  // egress: clone
+	NoRoute bool  // routing off: the interface is a host port for multicast
 	Track   uint8 // multicast-track-vrrp6 VRID; 0: forward always
 	Querier Follower
 	// Profiles follow the groups they are bound to (by VRID).
@@ -74,14 +75,14 @@ type Iface struct {
 // none: with its own MAC), muted otherwise. The one place that says what a
 // gate looks like.
 func Entry(ifc Iface, master bool, vmac net.HardwareAddr) bpf.Iface {
+	e := bpf.Iface{Gate: bpf.GateMuted, SrcMAC: ifc.MAC, MAC: ifc.MAC, Clone: ifc.Clone, NoRoute: ifc.NoRoute}
 	switch {
 	case ifc.Track == 0:
-		return bpf.Iface{Gate: bpf.GateForward, SrcMAC: ifc.MAC, MAC: ifc.MAC, Clone: ifc.Clone}
+		e.Gate = bpf.GateForward
 	case master:
-		return bpf.Iface{Gate: bpf.GateForward, SrcMAC: vmac, MAC: ifc.MAC, Clone: ifc.Clone}
-	default:
-		return bpf.Iface{Gate: bpf.GateMuted, SrcMAC: ifc.MAC, MAC: ifc.MAC, Clone: ifc.Clone}
+		e.Gate, e.SrcMAC = bpf.GateForward, vmac
 	}
+	return e
 }
 
 // Status is what the tracker last did for a group, for display.
@@ -333,7 +334,7 @@ func (t *Tracker) configure(cfg Iface) {
 	default:
 		g := ifc.groups[cfg.Track]
 		if g != nil && g.known {
-			if old.Track != cfg.Track || old.Clone != cfg.Clone {
+			if old.Track != cfg.Track || old.Clone != cfg.Clone || old.NoRoute != cfg.NoRoute {
 				t.gate(ifc, g.master, g.vmac, log)
 				log.Info("multicast gate follows vrrp6", "vrid", cfg.Track, "master", g.master)
 			} else if cfg.Querier != nil {
@@ -343,11 +344,6 @@ func (t *Tracker) configure(cfg Iface) {
 			cfg.Querier.FollowMaster(false) // until the group decides
 		}
 	}
-	for vrid, fs := range cfg.Profiles {
-		if g := ifc.groups[vrid]; g != nil && g.known {
-			for _, f := range fs {
-				f.FollowMaster(g.master)
-			}
-		}
-	}
+	// Profiles follow transitions only: one bound later is given its role
+	// by whoever binds it (a role change has effects: DisownAll).
 }
