@@ -91,7 +91,7 @@ func TestAdoptAfterInterfacesRecreated(t *testing.T) {
 		t.Errorf("ifaces entry of the interface that is gone (%d) kept", gone.Index)
 	}
 	var vr ingressHcVip
-	if err := d2.maps["vips"].Lookup(ingressHcVipKey{Ifindex: uint32(gone.Index), Addr: vipLL.As16()}, &vr); err == nil {
+	if err := d2.maps.Vips.Lookup(ingressHcVipKey{Ifindex: uint32(gone.Index), Addr: vipLL.As16()}, &vr); err == nil {
 		t.Errorf("virtual ip of the interface that is gone kept")
 	}
 

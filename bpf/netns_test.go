@@ -356,7 +356,7 @@ func TestForwardVethClone(t *testing.T) {
 		t.Fatal(err)
 	}
 	var v ingressHcRoute
-	if err := d.maps["routes"].Lookup(RouteKey{Source: srcS, Group: grpG}.bpfKey(), &v); err != nil || RouteFlags(v.Flags)&routeClone == 0 {
+	if err := d.maps.Routes.Lookup(RouteKey{Source: srcS, Group: grpG}.bpfKey(), &v); err != nil || RouteFlags(v.Flags)&routeClone == 0 {
 		t.Fatalf("route not flagged for clone replication: %+v %v", v, err)
 	}
 	before, _ := d.Reasons()

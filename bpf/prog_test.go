@@ -216,7 +216,7 @@ func TestIngress(t *testing.T) {
 				before = routeStats(t, d, *tc.stats)
 			}
 			reasons, _ := d.Reasons()
-			verdict, out := run(t, d.ingress, data, ifx)
+			verdict, out := run(t, d.progs.HcIngress, data, ifx)
 			if verdict != tc.verdict {
 				t.Fatalf("verdict %d, want %d", verdict, tc.verdict)
 			}
@@ -293,14 +293,14 @@ func routeStats(t *testing.T, d *Dataplane, k RouteKey) RouteStats {
 func TestShortFrameRefusedByKernel(t *testing.T) {
 	d, _ := openTest(t)
 	ctx := ingressXdpMd{DataEnd: 13, IngressIfindex: lo}
-	if _, err := d.ingress.Run(&ebpf.RunOptions{Data: make([]byte, 13), Context: ctx}); err == nil {
+	if _, err := d.progs.HcIngress.Run(&ebpf.RunOptions{Data: make([]byte, 13), Context: ctx}); err == nil {
 		t.Fatal("a 13-byte frame was run; the program must then handle it")
 	}
 }
 
 func TestEgress(t *testing.T) {
 	d, env := openTest(t)
-	shim, err := bpftest.LoadEgressShim(d.maps)
+	shim, err := bpftest.LoadEgressShim(d.maps.byName())
 	if err != nil {
 		t.Fatalf("%+v", err)
 	}
@@ -384,14 +384,14 @@ func TestRoutesAPI(t *testing.T) {
 		t.Errorf("sets %d after delete, want 1", got)
 	}
 	var v ingressHcRoute
-	if err := d.maps["routes"].Lookup(k2.bpfKey(), &v); !errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err := d.maps.Routes.Lookup(k2.bpfKey(), &v); !errors.Is(err, ebpf.ErrKeyNotExist) {
 		t.Errorf("deleted route still in the map: %v", err)
 	}
-	if err := d.maps["routes"].Lookup(k1.bpfKey(), &v); err != nil || v.Iif != 3 || v.SetId == 0 {
+	if err := d.maps.Routes.Lookup(k1.bpfKey(), &v); err != nil || v.Iif != 3 || v.SetId == 0 {
 		t.Errorf("k1 in map: %+v, %v", v, err)
 	}
 	var inner *ebpf.Map
-	if err := d.maps["oif_sets"].Lookup(v.SetId, &inner); err != nil {
+	if err := d.maps.OifSets.Lookup(v.SetId, &inner); err != nil {
 		t.Fatalf("set %d: %v", v.SetId, err)
 	}
 	defer inner.Close()
@@ -407,7 +407,7 @@ func TestRoutesAPI(t *testing.T) {
 	if got := d.SetCount(); got != 1 {
 		t.Errorf("sets %d after a duplicate key, want 1", got)
 	}
-	if err := d.maps["routes"].Lookup(k1.bpfKey(), &v); err != nil || v.Iif != 4 {
+	if err := d.maps.Routes.Lookup(k1.bpfKey(), &v); err != nil || v.Iif != 4 {
 		t.Errorf("k1 after a duplicate key: %+v, %v", v, err)
 	}
 	if rs, err := d.Routes(); err != nil || len(rs) != 1 || rs[0].IIf != 4 || len(rs[0].OIfs) != 1 || rs[0].OIfs[0] != o[1] {
@@ -433,13 +433,13 @@ func TestInstall100k(t *testing.T) {
 	if err := d.ReplaceRoutes(rs); err != nil {
 		t.Fatal(err)
 	}
-	if n := d.maps["routes"].MaxEntries(); n < 100_000 {
+	if n := d.maps.Routes.MaxEntries(); n < 100_000 {
 		t.Fatalf("routes map holds %d", n)
 	}
 	var k ingressHcRouteKey
 	var v ingressHcRoute
 	n := 0
-	it := d.maps["routes"].Iterate()
+	it := d.maps.Routes.Iterate()
 	for it.Next(&k, &v) {
 		n++
 	}

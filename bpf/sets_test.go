@@ -11,7 +11,7 @@ import (
 func routeSetID(t *testing.T, d *Dataplane, k RouteKey) uint32 {
 	t.Helper()
 	var v ingressHcRoute
-	if err := d.maps["routes"].Lookup(k.bpfKey(), &v); err != nil {
+	if err := d.maps.Routes.Lookup(k.bpfKey(), &v); err != nil {
 		t.Fatalf("route %v: %v", k, err)
 	}
 	return v.SetId
@@ -20,7 +20,7 @@ func routeSetID(t *testing.T, d *Dataplane, k RouteKey) uint32 {
 func setInstalled(t *testing.T, d *Dataplane, id uint32) bool {
 	t.Helper()
 	var inner *ebpf.Map
-	err := d.maps["oif_sets"].Lookup(id, &inner)
+	err := d.maps.OifSets.Lookup(id, &inner)
 	if err == nil {
 		inner.Close()
 		return true
@@ -90,10 +90,10 @@ func TestIdleSets(t *testing.T) {
 	}
 
 	// Ids run out: an idle set is reclaimed for a new one.
-	d.mu.Lock()
-	d.maxSets = d.nextSet
-	d.freeSets = nil
-	d.mu.Unlock()
+	d.rt.mu.Lock()
+	d.rt.sets.max = d.rt.sets.next
+	d.rt.sets.free = nil
+	d.rt.mu.Unlock()
 	if err := d.ReplaceRoutes([]Route{{RouteKey: k1, IIf: 3, OIfs: []int{o[0]}}}); err != nil {
 		t.Fatalf("new set with only an idle one to give up: %v", err)
 	}

@@ -73,7 +73,7 @@ func TestVRRPFastPath(t *testing.T) {
 		env.enter(t)
 		master(false)
 		before, _ := d.Reasons()
-		v, _ := run(t, d.ingress, unicastToVMAC.bytes(), lo)
+		v, _ := run(t, d.progs.HcIngress, unicastToVMAC.bytes(), lo)
 		if v != xdpDrop {
 			t.Fatalf("verdict %d, want drop", v)
 		}
@@ -84,7 +84,7 @@ func TestVRRPFastPath(t *testing.T) {
 	t.Run("backup leaves NS for a virtual ip to the stack", func(t *testing.T) {
 		env.enter(t)
 		master(false)
-		v, _ := run(t, d.ingress, nsFrame(hostLL, solicitedNode(vip), vip, 255).bytes(), lo)
+		v, _ := run(t, d.progs.HcIngress, nsFrame(hostLL, solicitedNode(vip), vip, 255).bytes(), lo)
 		if v != xdpPass {
 			t.Fatalf("verdict %d, want pass", v)
 		}
@@ -93,7 +93,7 @@ func TestVRRPFastPath(t *testing.T) {
 		env.enter(t)
 		master(true)
 		in := unicastToVMAC.bytes()
-		v, out := run(t, d.ingress, in, lo)
+		v, out := run(t, d.progs.HcIngress, in, lo)
 		if v != xdpPass {
 			t.Fatalf("verdict %d, want pass", v)
 		}
@@ -118,7 +118,7 @@ func TestVRRPFastPath(t *testing.T) {
 			env.enter(t)
 			master(true)
 			before, _ := d.Reasons()
-			v, out := run(t, d.ingress, nsFrame(tc.src, tc.dst, tc.target, 255).bytes(), lo)
+			v, out := run(t, d.progs.HcIngress, nsFrame(tc.src, tc.dst, tc.target, 255).bytes(), lo)
 			// Up to hc_tc_ingress, which sends it back out (XDP_TX
 			// would not reach a veth peer without XDP).
 			if v != xdpPass {
@@ -165,7 +165,7 @@ func TestVRRPFastPath(t *testing.T) {
 	t.Run("NS with hop limit 64 is not answered", func(t *testing.T) {
 		env.enter(t)
 		master(true)
-		v, _ := run(t, d.ingress, nsFrame(hostLL, solicitedNode(vip), vip, 64).bytes(), lo)
+		v, _ := run(t, d.progs.HcIngress, nsFrame(hostLL, solicitedNode(vip), vip, 64).bytes(), lo)
 		if v != xdpPass {
 			t.Fatalf("verdict %d, want pass (the stack drops it)", v)
 		}
@@ -174,7 +174,7 @@ func TestVRRPFastPath(t *testing.T) {
 		env.enter(t)
 		master(true)
 		other := netip.MustParseAddr("2001:db8::51")
-		v, _ := run(t, d.ingress, nsFrame(hostLL, solicitedNode(other), other, 255).bytes(), lo)
+		v, _ := run(t, d.progs.HcIngress, nsFrame(hostLL, solicitedNode(other), other, 255).bytes(), lo)
 		if v != xdpPass {
 			t.Fatalf("verdict %d, want pass", v)
 		}
@@ -184,7 +184,7 @@ func TestVRRPFastPath(t *testing.T) {
 		master(true)
 		f := nsFrame(hostLL, solicitedNode(vip), vip, 255)
 		f.payload = f.payload[:20]
-		v, _ := run(t, d.ingress, f.bytes(), lo)
+		v, _ := run(t, d.progs.HcIngress, f.bytes(), lo)
 		if v != xdpPass {
 			t.Fatalf("verdict %d, want pass", v)
 		}
@@ -193,12 +193,12 @@ func TestVRRPFastPath(t *testing.T) {
 		env.enter(t)
 		master(true)
 		in := frame{dstMAC: macB, srcMAC: ownMAC, src: vip, dst: hostLL, hopLimit: 64, proto: 58, payload: []byte{129, 0, 0, 0, 0, 1, 0, 1}}.bytes()
-		out := runTC(t, d.tc, in)
+		out := runTC(t, d.progs.HcTcEgress, in)
 		if !bytes.Equal(out[6:12], vmac1) || !bytes.Equal(out[:6], in[:6]) || !bytes.Equal(out[12:], in[12:]) {
 			t.Errorf("tc egress output %x, want only the source mac set to %s", out[:14], vmac1)
 		}
 		master(false)
-		out = runTC(t, d.tc, in)
+		out = runTC(t, d.progs.HcTcEgress, in)
 		if !bytes.Equal(out, in) {
 			t.Errorf("tc egress changed a frame while Backup")
 		}
@@ -210,7 +210,7 @@ func TestVRRPFastPath(t *testing.T) {
 		nsb := ns.bytes()
 		msg := nsb[54:]
 		binary.BigEndian.PutUint16(msg[2:], icmpChecksum(vip, solicitedNode(hostLL), msg))
-		out = runTC(t, d.tc, nsb)
+		out = runTC(t, d.progs.HcTcEgress, nsb)
 		if !bytes.Equal(out[6:12], vmac1) || !bytes.Equal(out[54+24+2:54+32], vmac1) {
 			t.Errorf("NS from the virtual ip: source mac %x, option %x; want the virtual mac in both", out[6:12], out[54+24:54+32])
 		}
@@ -219,7 +219,7 @@ func TestVRRPFastPath(t *testing.T) {
 		}
 		other := frame{dstMAC: macB, srcMAC: ownMAC, src: netip.MustParseAddr("2001:db8:50::1"), dst: hostLL, hopLimit: 64, proto: 58, payload: []byte{129, 0, 0, 0}}.bytes()
 		master(true)
-		if out := runTC(t, d.tc, other); !bytes.Equal(out, other) {
+		if out := runTC(t, d.progs.HcTcEgress, other); !bytes.Equal(out, other) {
 			t.Errorf("tc egress changed a frame from the interface's own address")
 		}
 	})
