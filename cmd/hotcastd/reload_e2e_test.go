@@ -158,15 +158,6 @@ func (w *routeWatch) end() {
 	<-w.done
 }
 
-func findRoute(ft api.ForwardingTable, source string, g netip.Addr) *api.Route {
-	for i := range ft.Routes {
-		if ft.Routes[i].Source == source && ft.Routes[i].Group == g.String() {
-			return &ft.Routes[i]
-		}
-	}
-	return nil
-}
-
 func mldInterface(t *testing.T, d *labtest.Daemon, name string) *api.MLDInterface {
 	t.Helper()
 	var mi []api.MLDInterface
@@ -206,7 +197,7 @@ func TestReloadMLDAndInterfaces(t *testing.T) {
 	labtest.Eventually(t, 5*time.Second, "the route learned from ge1's host", func() bool {
 		var ft api.ForwardingTable
 		f.d.CtlJSON(&ft, "display", "multicast", "forwarding-table")
-		r := findRoute(ft, "*", g)
+		r := labtest.FindRoute(ft, "*", g)
 		return r != nil && strings.Join(r.Outgoing, ",") == "ge1"
 	})
 	st := labtest.StartStream(t, f.s0, srcS, []netip.Addr{g}, 500)
@@ -237,7 +228,7 @@ func TestReloadMLDAndInterfaces(t *testing.T) {
 	labtest.Eventually(t, 5*time.Second, "ge4 in the route", func() bool {
 		var ft api.ForwardingTable
 		f.d.CtlJSON(&ft, "display", "multicast", "forwarding-table")
-		r := findRoute(ft, "*", g)
+		r := labtest.FindRoute(ft, "*", g)
 		return r != nil && strings.Join(r.Outgoing, ",") == "ge1,ge4"
 	})
 	c4 := f.counts(t, g)[2]
@@ -251,7 +242,7 @@ func TestReloadMLDAndInterfaces(t *testing.T) {
 	labtest.Eventually(t, 3*time.Second, "ge4 out of the route", func() bool {
 		var ft api.ForwardingTable
 		f.d.CtlJSON(&ft, "display", "multicast", "forwarding-table")
-		r := findRoute(ft, "*", g)
+		r := labtest.FindRoute(ft, "*", g)
 		return r != nil && strings.Join(r.Outgoing, ",") == "ge1"
 	})
 	if mldInterface(t, f.d, "ge4") != nil {
@@ -279,7 +270,7 @@ func TestReloadMLDAndInterfaces(t *testing.T) {
 	}
 	var ft api.ForwardingTable
 	f.d.CtlJSON(&ft, "display", "multicast", "forwarding-table")
-	if r := findRoute(ft, "*", g); r == nil || r.Packets != n {
+	if r := labtest.FindRoute(ft, "*", g); r == nil || r.Packets != n {
 		t.Errorf("route after the reloads: %+v, want %d packets", r, n)
 	}
 }
@@ -654,7 +645,7 @@ func TestReloadUpstream(t *testing.T) {
 	route := func(src string, grp netip.Addr) *api.Route {
 		var ft api.ForwardingTable
 		f.d.CtlJSON(&ft, "display", "multicast", "forwarding-table")
-		return findRoute(ft, src, grp)
+		return labtest.FindRoute(ft, src, grp)
 	}
 	labtest.Eventually(t, 5*time.Second, "the route learned from ge1's host", func() bool {
 		r := route("*", g)

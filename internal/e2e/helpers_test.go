@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hotcast/hotcast/ctrl/mld"
+	"github.com/hotcast/hotcast/daemon/api"
 	"github.com/hotcast/hotcast/internal/labtest"
 	"github.com/hotcast/hotcast/internal/netnstest"
 	"github.com/mdlayher/packet"
@@ -133,59 +134,16 @@ func ipLink(t *testing.T, ns *netnstest.NS, args ...string) {
 	}
 }
 
-// ---- the daemon's view ----
+// ---- the daemon's view (hotcastctl --json, into the API types) ----
 
-// The JSON answers of hotcastctl --json (cmd/internal/api, which this
-// package may not import; the field names are the documented stable ones,
-// docs/operations.md). Only the fields the tests read.
-type (
-	Route struct {
-		Source   string   `json:"source"`
-		Group    string   `json:"group"`
-		Incoming string   `json:"incoming"`
-		Outgoing []string `json:"outgoing"`
-		Packets  uint64   `json:"packets"`
-		Flags    []string `json:"flags"`
-	}
-	ForwardingTable struct {
-		Routes  []Route           `json:"routes"`
-		Reasons map[string]uint64 `json:"reasons"`
-	}
-	MLDSource struct {
-		Address   string  `json:"address"`
-		ExpiresIn float64 `json:"expires_in"`
-	}
-	MLDGroup struct {
-		Interface    string      `json:"interface"`
-		Group        string      `json:"group"`
-		FilterMode   string      `json:"filter_mode"`
-		Sources      []MLDSource `json:"sources"`
-		Version      int         `json:"version"`
-		LastReporter string      `json:"last_reporter"`
-		ExpiresIn    float64     `json:"expires_in"`
-	}
-	MLDInterface struct {
-		Interface string `json:"interface"`
-		Address   string `json:"address"`
-		Querier   string `json:"querier"`
-		IsQuerier bool   `json:"is_querier"`
-		// OtherQuerierRemaining is the Other Querier Present timer, seconds.
-		OtherQuerierRemaining float64           `json:"other_querier_remaining"`
-		Groups                int               `json:"groups"`
-		Received              map[string]uint64 `json:"received"`
-		Sent                  map[string]uint64 `json:"sent"`
-		Drops                 map[string]uint64 `json:"drops"`
-	}
-)
-
-func mldGroups(d *labtest.Daemon) []MLDGroup {
-	var gs []MLDGroup
+func mldGroups(d *labtest.Daemon) []api.MLDGroup {
+	var gs []api.MLDGroup
 	d.CtlJSON(&gs, "display", "mld", "group")
 	return gs
 }
 
 // findGroup returns the record of g on iface, or nil.
-func findGroup(gs []MLDGroup, iface string, g netip.Addr) *MLDGroup {
+func findGroup(gs []api.MLDGroup, iface string, g netip.Addr) *api.MLDGroup {
 	for k := range gs {
 		if gs[k].Interface == iface && gs[k].Group == g.String() {
 			return &gs[k]
@@ -194,38 +152,33 @@ func findGroup(gs []MLDGroup, iface string, g netip.Addr) *MLDGroup {
 	return nil
 }
 
-func mldIfaces(d *labtest.Daemon) map[string]MLDInterface {
-	var is []MLDInterface
+func mldIfaces(d *labtest.Daemon) map[string]api.MLDInterface {
+	var is []api.MLDInterface
 	d.CtlJSON(&is, "display", "mld", "interface")
-	out := map[string]MLDInterface{}
+	out := map[string]api.MLDInterface{}
 	for _, i := range is {
 		out[i.Interface] = i
 	}
 	return out
 }
 
-func fwdTable(d *labtest.Daemon) ForwardingTable {
-	var ft ForwardingTable
+func fwdTable(d *labtest.Daemon) api.ForwardingTable {
+	var ft api.ForwardingTable
 	d.CtlJSON(&ft, "display", "multicast", "forwarding-table")
 	return ft
 }
 
 // findRoute returns the route (s, g), s invalid meaning (*, g), or nil.
-func findRoute(ft ForwardingTable, s, g netip.Addr) *Route {
+func findRoute(ft api.ForwardingTable, s, g netip.Addr) *api.Route {
 	src := "*"
 	if s.IsValid() {
 		src = s.String()
 	}
-	for k := range ft.Routes {
-		if ft.Routes[k].Source == src && ft.Routes[k].Group == g.String() {
-			return &ft.Routes[k]
-		}
-	}
-	return nil
+	return labtest.FindRoute(ft, src, g)
 }
 
 // routesOf returns the routes of group g, formatted, sorted.
-func routesOf(ft ForwardingTable, g netip.Addr) []string {
+func routesOf(ft api.ForwardingTable, g netip.Addr) []string {
 	var out []string
 	for _, r := range ft.Routes {
 		if r.Group == g.String() {

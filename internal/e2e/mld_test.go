@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotcast/hotcast/daemon/api"
 	"github.com/hotcast/hotcast/internal/labtest"
 )
 
@@ -71,7 +72,7 @@ func testJoinForwardLeave(t *testing.T, b bins) {
 		{"ge1", g2, "exclude", nil, 1, hC},
 		{"ge2", g3, "exclude", nil, 2, hD},
 	}
-	check := func(gs []MLDGroup) string {
+	check := func(gs []api.MLDGroup) string {
 		for _, w := range wants {
 			r := findGroup(gs, w.iface, w.g)
 			if r == nil {

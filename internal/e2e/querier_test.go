@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotcast/hotcast/daemon/api"
 	"github.com/hotcast/hotcast/internal/labtest"
 	"github.com/hotcast/hotcast/internal/netnstest"
 )
@@ -51,7 +52,7 @@ interfaces:
 	}
 	h.joinASM(t, g)
 
-	var st [2]MLDInterface
+	var st [2]api.MLDInterface
 	read := func() {
 		for k, d := range ds {
 			st[k] = mldIfaces(d)["ge1"]

@@ -212,8 +212,8 @@ func benchInterval(t *testing.T, iv time.Duration, runs int) benchRow {
 		setLink(t, a.up, false)
 		waitState(t, b, "Master", 3*iv+2*time.Second)
 		st := b.mustStatus(t)
-		row.mdi = st.mdi()
-		tm, _ := st.lastTransitionTo("Master")
+		row.mdi = labtest.MasterDownInterval(st)
+		tm, _ := labtest.LastTransitionTo(st, "Master")
 		// A's frames stop when its link is down; B's come after its
 		// Master_Down_Interval (at least 20 ms here).
 		var first arrival

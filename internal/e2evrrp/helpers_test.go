@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hotcast/hotcast/daemon/api"
 	"github.com/hotcast/hotcast/internal/labtest"
 	"github.com/hotcast/hotcast/internal/netnstest"
 	"github.com/vishvananda/netlink"
@@ -152,37 +153,7 @@ func (l *lab) start(i int) *hcRouter {
 	return r
 }
 
-// ---- the daemon's view (the JSON of cmd/internal/api, which this package
-// may not import; only the fields the tests read) ----
-
-type vrrpTransition struct {
-	Time   time.Time `json:"time"`
-	From   string    `json:"from"`
-	To     string    `json:"to"`
-	Reason string    `json:"reason"`
-}
-
-type vrrpStatus struct {
-	Interface             string            `json:"interface"`
-	VRID                  uint8             `json:"vrid"`
-	State                 string            `json:"state"`
-	EffectivePriority     uint8             `json:"effective_priority"`
-	PreemptDelayRemaining float64           `json:"preempt_delay_remaining"`
-	VirtualMAC            string            `json:"virtual_mac"`
-	LinkLocal             string            `json:"link_local"`
-	MasterAddress         string            `json:"master_address"`
-	MasterPriority        uint8             `json:"master_priority"`
-	MasterAdverInterval   float64           `json:"master_adver_interval"`
-	SkewTime              float64           `json:"skew_time"`
-	MasterDownInterval    float64           `json:"master_down_interval"`
-	Transitions           []vrrpTransition  `json:"transitions"`
-	Counters              map[string]uint64 `json:"counters"`
-	Drops                 map[string]uint64 `json:"drops"`
-}
-
-type fwTable struct {
-	Gates map[string]string `json:"gates"`
-}
+// ---- the daemon's view (into the API types) ----
 
 // get fetches an API path straight from the daemon's socket (faster than
 // running hotcastctl; used for fine-grained polling).
@@ -200,18 +171,18 @@ func (r *hcRouter) get(path string, v any) error {
 
 // status returns the router's VRRP6 group 1, or ok=false when the daemon
 // does not answer.
-func (r *hcRouter) status() (vrrpStatus, bool) {
-	var vs []vrrpStatus
-	if r.hc == nil || r.get("/v1/vrrp6", &vs) != nil || len(vs) != 1 {
-		return vrrpStatus{}, false
+func (r *hcRouter) status() (api.VRRP6, bool) {
+	var vs []api.VRRP6
+	if r.hc == nil || r.get(api.PathVRRP6, &vs) != nil || len(vs) != 1 {
+		return api.VRRP6{}, false
 	}
 	return vs[0], true
 }
 
 // mustStatus is status through hotcastctl (the CLI), failing the test.
-func (r *hcRouter) mustStatus(t *testing.T) vrrpStatus {
+func (r *hcRouter) mustStatus(t *testing.T) api.VRRP6 {
 	t.Helper()
-	var vs []vrrpStatus
+	var vs []api.VRRP6
 	r.d.CtlJSON(&vs, "display", "vrrp6")
 	if len(vs) != 1 {
 		t.Fatalf("%s: display vrrp6: %+v", r.spec.name, vs)
@@ -228,7 +199,7 @@ func (r *hcRouter) state() string {
 // gate returns the tracked gate of lan0 (forward|muted) through hotcastctl.
 func (r *hcRouter) gate(t *testing.T) string {
 	t.Helper()
-	var ft fwTable
+	var ft api.ForwardingTable
 	r.d.CtlJSON(&ft, "display", "multicast", "forwarding-table")
 	return ft.Gates["lan0"]
 }
@@ -239,21 +210,6 @@ func (r *hcRouter) wantGate(t *testing.T, want string) {
 	if g := r.gate(t); g != want {
 		t.Errorf("%s: gate of lan0 %q, want %q (state %s)", r.spec.name, g, want, r.state())
 	}
-}
-
-// lastTransitionTo returns the time of the last transition to state.
-func (s vrrpStatus) lastTransitionTo(state string) (time.Time, bool) {
-	for i := len(s.Transitions) - 1; i >= 0; i-- {
-		if s.Transitions[i].To == state {
-			return s.Transitions[i].Time, true
-		}
-	}
-	return time.Time{}, false
-}
-
-// mdi is the Master_Down_Interval the router reports.
-func (s vrrpStatus) mdi() time.Duration {
-	return time.Duration(s.MasterDownInterval * float64(time.Second))
 }
 
 // linkUpWait bounds how long a daemon takes to see its link up again: it
@@ -358,13 +314,13 @@ type overlapMonitor struct {
 	start   time.Time     // of the current stretch
 	in      bool
 	// trans collects every transition seen, per router, across restarts.
-	trans []map[vrrpTransition]bool
+	trans []map[api.VRRP6Transition]bool
 }
 
 func newOverlapMonitor(t *testing.T, rs []*hcRouter, every time.Duration) *overlapMonitor {
 	m := &overlapMonitor{stop: make(chan struct{}), done: make(chan struct{})}
 	for range rs {
-		m.trans = append(m.trans, map[vrrpTransition]bool{})
+		m.trans = append(m.trans, map[api.VRRP6Transition]bool{})
 	}
 	go func() {
 		defer close(m.done)
@@ -429,7 +385,7 @@ func (m *overlapMonitor) result() (int, time.Duration) {
 
 // masterIntervals turns one router's transitions (plus the times it was
 // killed, which end a Master interval) into [from, to) Master intervals.
-func masterIntervals(trans map[vrrpTransition]bool, kills []time.Time, end time.Time) [][2]time.Time {
+func masterIntervals(trans map[api.VRRP6Transition]bool, kills []time.Time, end time.Time) [][2]time.Time {
 	type ev struct {
 		at     time.Time
 		master bool

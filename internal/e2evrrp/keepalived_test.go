@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hotcast/hotcast/internal/labtest"
 )
 
 const kaAdvInt = 100 * time.Millisecond
@@ -123,9 +125,9 @@ func TestKeepalivedMasterOverHotcast(t *testing.T) {
 	setLink(t, l.kaLink, false)
 	waitState(t, a, "Master", 2*time.Second)
 	st = a.mustStatus(t)
-	t1, _ := st.lastTransitionTo("Master")
+	t1, _ := labtest.LastTransitionTo(st, "Master")
 	took := t1.Sub(t0)
-	mdi := st.mdi()
+	mdi := labtest.MasterDownInterval(st)
 	t.Logf("hotcast took over %s after keepalived was killed (Master_Down_Interval %s)", took, mdi)
 	if want := 3*kaAdvInt + 60*time.Millisecond; mdi != want {
 		t.Errorf("Master_Down_Interval %s, want %s", mdi, want)
@@ -153,7 +155,7 @@ func TestKeepalivedPreemptDelay(t *testing.T) {
 	a := l.start(0)
 	waitState(t, a, "Backup", 2*time.Second)
 	st := a.mustStatus(t)
-	started, ok := st.lastTransitionTo("Backup")
+	started, ok := labtest.LastTransitionTo(st, "Backup")
 	if !ok {
 		t.Fatalf("no transition to Backup: %+v", st.Transitions)
 	}
@@ -170,7 +172,7 @@ func TestKeepalivedPreemptDelay(t *testing.T) {
 
 	waitState(t, a, "Master", delay+2*time.Second)
 	st = a.mustStatus(t)
-	t1, _ := st.lastTransitionTo("Master")
+	t1, _ := labtest.LastTransitionTo(st, "Master")
 	waited := t1.Sub(started)
 	t.Logf("hotcast took over %s after starting (preempt delay %s)", waited, delay)
 	if waited < delay || waited > delay+200*time.Millisecond {

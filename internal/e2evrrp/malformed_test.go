@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/hotcast/hotcast/daemon/api"
 )
 
 // scapyAdverts sends VRRPv3 adverts for VRID 1 with the routers' address
@@ -86,7 +88,7 @@ func TestMalformedAdvertsChangeNothing(t *testing.T) {
 	waitState(t, a, "Master", 5*time.Second)
 	waitState(t, b, "Backup", 2*time.Second)
 	time.Sleep(200 * time.Millisecond)
-	before := []vrrpStatus{a.mustStatus(t), b.mustStatus(t)}
+	before := []api.VRRP6{a.mustStatus(t), b.mustStatus(t)}
 
 	const n = 5
 	group := "33:33:00:00:00:12"
