@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -50,7 +49,7 @@ func runFailover(t *testing.T, hot bool, advert time.Duration) failoverRun {
 	}
 	time.Sleep(time.Second)
 	st.Stop()
-	res := failoverRun{mdi: time.Duration(vrrpState(t, r.db).MasterDownInterval * float64(time.Second))}
+	res := failoverRun{mdi: labtest.MasterDownInterval(vrrpState(t, r.db))}
 	for host, gs := range map[string][]netip.Addr{"v2": {g1, g3}, "v1": {g2}} {
 		for _, g := range gs {
 			rep := r.meter[host].Report(g)
@@ -107,7 +106,7 @@ func TestBenchFailover(t *testing.T) {
 			ka = fmt.Sprintf("%g / %g ms", ks[0], ks[1])
 		}
 		md += fmt.Sprintf("| %s | %s | %s / %s | %s / %s | %d / %d | %s |\n", adv, msf(mdi),
-			msf(median(gaps[0])), msf(maxOf(gaps[0])), msf(median(gaps[1])), msf(maxOf(gaps[1])), dups[0], dups[1], ka)
+			msf(labtest.Median(gaps[0])), msf(labtest.Max(gaps[0])), msf(labtest.Median(gaps[1])), msf(labtest.Max(gaps[1])), dups[0], dups[1], ka)
 	}
 	md += fmt.Sprintf("\n%d runs per cell; gap = longest interval between consecutive frames of any of the 3 groups at either host, 1000 pps per group.\n", runs)
 	t.Log("\n" + md)
@@ -119,26 +118,6 @@ func TestBenchFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-}
-
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func maxOf(ds []time.Duration) time.Duration {
-	var m time.Duration
-	for _, d := range ds {
-		m = max(m, d)
-	}
-	return m
 }
 
 func msf(d time.Duration) string {

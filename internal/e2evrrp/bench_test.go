@@ -242,15 +242,6 @@ func benchInterval(t *testing.T, iv time.Duration, runs int) benchRow {
 	return row
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) }
 
 func benchMarkdown(rows []benchRow) string {
@@ -282,18 +273,18 @@ The stream's rate at the host (column *pps*) bounds the resolution of
 `)
 	for _, r := range rows {
 		var tk, ff []time.Duration
-		var lost []time.Duration
+		var lost []uint64
 		for _, x := range r.runs {
 			tk = append(tk, x.takeover)
 			ff = append(ff, x.first)
-			lost = append(lost, time.Duration(x.lost))
+			lost = append(lost, x.lost)
 		}
 		if len(ff) == 0 {
 			continue
 		}
 		fmt.Fprintf(&b, "| %s | %s ms | %.0f | %d | %s ms | %s ms | %s ms | %s ms | %+.1f ms | %d |\n",
-			r.interval, ms(r.mdi), r.pps, len(r.runs), ms(median(tk)), ms(slices.Max(tk)), ms(median(ff)), ms(slices.Max(ff)),
-			float64(slices.Max(ff)-r.mdi)/1e6, int64(median(lost)))
+			r.interval, ms(r.mdi), r.pps, len(r.runs), ms(labtest.Median(tk)), ms(labtest.Max(tk)), ms(labtest.Median(ff)), ms(labtest.Max(ff)),
+			float64(labtest.Max(ff)-r.mdi)/1e6, labtest.Median(lost))
 	}
 	b.WriteString("\n## Runs\n\n| interval | run | phase (ms) | takeover (ms) | first frame (ms) | lost | link-down call (ms) |\n|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
