@@ -1,3 +1,5 @@
+//go:build hcbench
+
 package main
 
 import (
@@ -76,7 +78,8 @@ var keepalivedSmcroute = map[time.Duration][2]float64{
 
 // TestBenchFailover measures the failover gap at the receivers, hot (RBS)
 // against cold, for three advert intervals, HC_BENCH_RUNS runs each
-// (default 7).
+// (default 7). Built only with -tags hcbench and run only with HC_BENCH=1
+// (scripts/bench-rbs).
 func TestBenchFailover(t *testing.T) {
 	labtest.BenchRequested(t, "scripts/bench-rbs")
 	runs := labtest.BenchRuns(t, 7)

@@ -1,3 +1,5 @@
+//go:build hcbench
+
 package e2evrrp
 
 import (
@@ -159,8 +161,9 @@ type benchRow struct {
 // takes over after its Master_Down_Interval (RFC 9568 §6.1: 3 x interval +
 // skew). Measured from the loss (just before the link-down call) to B's
 // transition and to the first frame forwarded by B arriving at the host
-// (an AF_PACKET reader recording each sequence number's arrival). Runs
-// only with HC_BENCH=1 (scripts/bench-failover); HC_BENCH_RUNS and
+// (an AF_PACKET reader recording each sequence number's arrival). Built
+// only with -tags hcbench and run only with HC_BENCH=1
+// (scripts/bench-failover); HC_BENCH_RUNS and
 // HC_BENCH_INTERVALS (e.g. "100ms,10ms") shorten it. Writes
 // bench/failover.md.
 func TestBenchFailover(t *testing.T) {

@@ -10,7 +10,8 @@
 //   - two hotcast routers: crashes, link flaps, the multicast gate of
 //     multicast-track-vrrp6 following the state, the dual-Master overlap;
 //   - malformed adverts (RFC 9568 §7.1) dropped and counted by reason;
-//   - the failover benchmark (TestBenchFailover, only with HC_BENCH=1;
+//   - the failover benchmark (TestBenchFailover, in bench_test.go: built
+//     only with -tags hcbench and run only with HC_BENCH=1;
 //     scripts/bench-failover runs it and writes bench/failover.md).
 //
 // The package has no non-test code besides this comment; run it as root:

@@ -6,7 +6,8 @@
 // BPF routes map).
 //
 // The quick tests run with the package tests (root needed); the 100k-entry
-// batch and the latency run need HC_BENCH=1 (scripts/bench-rbs). With
+// batch and the latency run (bench_test.go) are built only with -tags
+// hcbench and run only with HC_BENCH=1 (scripts/bench-rbs). With
 // HC_BENCH_OUT=dir they write their result table to dir/<test>.md.
 package benchmaps_test
 
@@ -16,9 +17,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -334,21 +333,6 @@ func group(i uint32) netip.Addr {
 	return netip.AddrFrom16([16]byte{0xff, 0x0e, 10: 0x01, 11: 0x00, 12: byte(i >> 24), 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)})
 }
 
-func benchEnabled(t *testing.T) {
-	if os.Getenv("HC_BENCH") != "1" {
-		t.Skip("HC_BENCH=1 runs the benchmarks (scripts/bench-rbs)")
-	}
-}
-
-func writeResult(t *testing.T, name, md string) {
-	t.Log("\n" + md)
-	if dir := os.Getenv("HC_BENCH_OUT"); dir != "" {
-		if err := os.WriteFile(filepath.Join(dir, name+".md"), []byte(md), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func (r batchResult) row() string {
 	// Import's duration includes the OnUpdates callback (the route apply).
 	return fmt.Sprintf("| %d | **%s** | %s | %s | %s | %s | %d | %s |", r.n, ms(r.total), ms(r.transfer), ms(r.imp-r.apply), ms(r.apply), ms(r.dpTime), r.calls, verdict(r.total <= time.Second))
@@ -371,38 +355,6 @@ func TestBatchToMaps(t *testing.T) {
 	}
 	t.Log(r.row())
 }
-
-// TestBenchBatch100k measures a batch backup of 100 000 entries from the
-// sender's table to the receiver's BPF routes map (target ≤ 1 s).
-func TestBenchBatch100k(t *testing.T) {
-	benchEnabled(t)
-	const n = 100000
-	md := "| entries | batch start → last route in the BPF map | rbs transfer (snapshot, encode, TCP, decode) | mld Import | route apply (Derive + map writes) | in bpf.ReplaceRoutes | ReplaceRoutes calls | ≤ 1 s |\n|---:|---:|---:|---:|---:|---:|---:|:-:|\n"
-	for range 5 {
-		md += runBatch(t, n).row() + "\n"
-	}
-	writeResult(t, "batch", md)
-}
-
-// TestBenchLatency measures real-time backup: an MLDv2 report handled by
-// the sender's MLD interface → Publish → TCP → receiver Upsert → mld →
-// route table → BPF map write, for 1000 joins one at a time.
-func TestBenchLatency(t *testing.T) {
-	benchEnabled(t)
-	md := "| joins | path | p50 | p90 | p99 | max | ≤ 1 ms at p99 |\n|---:|---|---:|---:|---:|---:|:-:|\n"
-	for _, load := range []bool{false, true} {
-		lat := runLatency(t, 1000, load)
-		p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
-		what := "sender MLD report → receiver BPF map, idle tables"
-		if load {
-			what = "same, both sides already holding 10 000 groups"
-		}
-		md += fmt.Sprintf("| %d | %s | %s | %s | %s | %s | %s |\n", len(lat), what, us(p(0.5)), us(p(0.9)), us(p(0.99)), us(lat[len(lat)-1]), verdict(p(0.99) <= time.Millisecond))
-	}
-	writeResult(t, "latency", md)
-}
-
-func us(d time.Duration) string { return fmt.Sprintf("%d µs", d.Microseconds()) }
 
 func runLatency(t *testing.T, n int, load bool) []time.Duration {
 	h := newHarness(t, true)
