@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hotcast/hotcast/daemon/api"
+	"github.com/hotcast/hotcast/internal/inet"
 	"github.com/hotcast/hotcast/internal/labtest"
 	"github.com/hotcast/hotcast/internal/netnstest"
 	"github.com/hotcast/hotcast/internal/testpki"
@@ -155,7 +156,7 @@ func mldGroupSet(t *testing.T, d *labtest.Daemon, ifname string) (set []string, 
 		if err != nil {
 			t.Fatalf("mld group %q: %v", g.Group, err)
 		}
-		if a.As16()[1]&0x0f <= 2 { // link scope: not replicated
+		if inet.LinkScope(a) { // link scope: not replicated
 			continue
 		}
 		var srcs []string

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hotcast/hotcast/internal/inet"
 )
 
 // Limits enforced by Validate.
@@ -365,8 +367,8 @@ func (v *validator) multicast() {
 			v.add(p+".group", ErrRequired)
 		case !g.Is6() || !g.IsMulticast():
 			v.addf(p+".group", "%s is not an IPv6 multicast address (ff00::/8)", g)
-		case scope(g) <= 2 || scope(g) == 0xf:
-			v.addf(p+".group", "%s has scope %d; routed groups need scope 3..14 (RFC 4291 §2.7: not interface- or link-local)", g, scope(g))
+		case inet.MulticastScope(g) <= 2 || inet.MulticastScope(g) == 0xf:
+			v.addf(p+".group", "%s has scope %d; routed groups need scope 3..14 (RFC 4291 §2.7: not interface- or link-local)", g, inet.MulticastScope(g))
 		default:
 			groupOK = true
 		}
@@ -416,9 +418,6 @@ func (v *validator) multicast() {
 		}
 	}
 }
-
-// scope returns the scope field of a multicast address (RFC 4291 §2.7).
-func scope(a netip.Addr) int { return int(a.As16()[1] & 0x0f) }
 
 // isSSM reports whether a is in ff3x::/96 (RFC 4607 §1, RFC 3306 §6).
 func isSSM(a netip.Addr) bool {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/hotcast/hotcast/internal/inet"
 )
 
 // Frame sizes: Ethernet, IPv6 (RFC 8200 section 3), UDP (RFC 768).
@@ -48,36 +50,8 @@ func udpFrame(srcMAC []byte, src, dst netip.Addr, hopLimit uint8, port uint16, s
 	for i := udpLen; i < plen; i++ {
 		udp[i] = byte(i)
 	}
-	binary.BigEndian.PutUint16(udp[6:8], udpChecksum(s, g, udp))
+	binary.BigEndian.PutUint16(udp[6:8], inet.UDPChecksum(src, netip.AddrFrom16(g), udp))
 	return b, nil
-}
-
-// udpChecksum is the UDP checksum over the IPv6 pseudo-header (RFC 8200
-// section 8.1) and the datagram (checksum field zero).
-func udpChecksum(src, dst [16]byte, udp []byte) uint16 {
-	var sum uint32
-	add := func(p []byte) {
-		for i := 0; i+1 < len(p); i += 2 {
-			sum += uint32(binary.BigEndian.Uint16(p[i:]))
-		}
-		if len(p)%2 == 1 {
-			sum += uint32(p[len(p)-1]) << 8
-		}
-	}
-	add(src[:])
-	add(dst[:])
-	sum += uint32(len(udp))
-	sum += 17
-	add(udp[:6])
-	add(udp[8:])
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	c := ^uint16(sum)
-	if c == 0 {
-		c = 0xffff // RFC 768: zero means "no checksum"
-	}
-	return c
 }
 
 // trafgenConfig renders a frame as a trafgen packet configuration: the bytes
