@@ -28,13 +28,17 @@ import (
 
 // Daemon is one running hotcastd.
 //
-// Concurrency: the control path (start-up, Reload, shutdown) runs with ctl
-// held, one at a time. What a reload changes (the interface maps, and the
-// iface and vrrpGroup fields marked so) it changes with mu held as well, so
-// the control path reads it without mu and every other goroutine (API and
-// metrics handlers, protocol callbacks, the link watcher) reads it under
-// mu.RLock. Nobody holding mu calls into a VRRP6 router or changes MLD
-// state, whose callbacks take mu: readers take a snapshot and let go.
+// Concurrency: the control path (start-up, every reload, shutdown) runs on
+// Run's goroutine, one step after the other; Reload hands its
+// configuration to that goroutine. What a reload changes (the interface
+// maps, and the iface and vrrpGroup fields marked so) the control path
+// changes with mu held, so it reads it without mu and every other
+// goroutine (API and metrics handlers, protocol callbacks, the link
+// watcher) reads it under mu.RLock. mu is a leaf: nobody holding it calls
+// into a protocol, the tracker or the dataplane, and protocol callbacks
+// that need it take it themselves (readers take a snapshot and let go).
+// VRRP6 transitions reach the gates through the tracker's queue (ctrl/track),
+// whose lock is a leaf too.
 type Daemon struct {
 	cfg *config.Config // the running configuration; control path only
 	log *slog.Logger
@@ -43,12 +47,12 @@ type Daemon struct {
 	table *mroute.Table
 	track *track.Tracker // multicast-track-vrrp6: transitions to gates
 
-	ctl       sync.Mutex
-	ctx       context.Context // Run's: what a reload starts ends with it
-	running   bool            // started and not stopping: Reload may apply
-	linkWatch bool            // the link watcher runs
-	api       *httpServer     // the local API
-	metrics   *httpServer     // Prometheus, nil when off
+	started   atomic.Bool        // Run was called: Reload waits for its loop
+	reloads   chan reloadRequest // Reload -> Run's goroutine
+	stopped   chan struct{}      // closed when Run returns: no more reloads
+	linkWatch bool               // the link watcher runs (control path)
+	api       *httpServer        // the local API
+	metrics   *httpServer        // Prometheus, nil when off
 
 	mu     sync.RWMutex
 	ifaces map[string]*iface // by name; guarded by mu
@@ -105,7 +109,8 @@ func (i *iface) log() *slog.Logger { return i.logger }
 
 // New resolves the configuration against the system; Run starts it.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log, ifaces: map[string]*iface{}, byIdx: map[int]*iface{}, listenMLD: mld.Listen}
+	d := &Daemon{cfg: cfg, log: log, ifaces: map[string]*iface{}, byIdx: map[int]*iface{}, listenMLD: mld.Listen,
+		reloads: make(chan reloadRequest), stopped: make(chan struct{})}
 	for i := range cfg.Interfaces {
 		ic := &cfg.Interfaces[i]
 		nl, err := net.InterfaceByName(ic.Name)
@@ -142,6 +147,8 @@ func ignoreReports(ic *config.Interface) bool {
 // Cleanup removes it. A start-up failure returns a *StartError after
 // undoing what the failed start made (see bringUp).
 func (d *Daemon) Run(ctx context.Context) error {
+	d.started.Store(true)
+	defer close(d.stopped)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := d.bringUp(ctx, cancel); err != nil {
@@ -157,6 +164,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			d.log.Info("hotcastd stopping; the pinned dataplane keeps forwarding")
 			return nil
+		case r := <-d.reloads:
+			r.done <- d.reload(ctx, r.next)
 		case <-grace.C:
 			if err := d.table.Prune(); err != nil {
 				d.log.Error("prune routes from before the restart", "err", err)
@@ -215,18 +224,15 @@ func startError(phase string, err error) error {
 	return se
 }
 
-// bringUp runs the start-up phases in order, with ctl held (a reload
-// waits): addresses, then the dataplane (open or adopt, attach), then the
+// bringUp runs the start-up phases in order (a Reload waits for Run's
+// loop): addresses, then the dataplane (open or adopt, attach), then the
 // protocols and servers. When a phase fails, what the earlier phases made
 // is undone before it returns: protocols and servers stopped and their
 // goroutines joined, and a dataplane this start created unpinned and
 // detached (an adopted one keeps forwarding as it was, less interfaces
-// this start attached). Nothing in here recovers a panic: a panic unwinds
-// through the unlock and kills the process with its stack.
+// this start attached). Nothing in here recovers a panic, and no lock is
+// held across it: a panic kills the process with its stack.
 func (d *Daemon) bringUp(ctx context.Context, cancel context.CancelFunc) error {
-	d.ctl.Lock()
-	defer d.ctl.Unlock()
-	d.ctx = ctx
 	if err := d.ensureAddresses(); err != nil {
 		return startError("addresses", err)
 	}
@@ -243,18 +249,14 @@ func (d *Daemon) bringUp(ctx context.Context, cancel context.CancelFunc) error {
 		d.undoDataplane(attachedBefore)
 		return startError(phase, err)
 	}
-	d.running = true
 	return nil
 }
 
 // shutdown stops what Run started; the pinned dataplane stays.
 func (d *Daemon) shutdown(cancel context.CancelFunc) {
-	d.ctl.Lock()
-	d.running = false // no reload from here on
 	cancel()
 	d.closeServers()
 	d.stopProtocols()
-	d.ctl.Unlock()
 	d.wg.Wait()
 	d.dp.Close()
 }
@@ -289,8 +291,8 @@ func undoAttach(dp *bpf.Dataplane, before []string, log *slog.Logger) {
 	}
 }
 
-// start brings up the protocols and the servers (ctl held). On failure it
-// names the phase that failed.
+// start brings up the protocols and the servers (control path). On
+// failure it names the phase that failed.
 func (d *Daemon) start(ctx context.Context) (phase string, err error) {
 	d.wg.Add(1)
 	go func() {

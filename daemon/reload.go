@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -58,11 +59,28 @@ var ErrNeedsRestart = errors.New("needs a restart")
 // the fast path). A step that fails while applying is logged and left
 // out; the running configuration records what was applied.
 func (d *Daemon) Reload(next *config.Config) error {
-	d.ctl.Lock()
-	defer d.ctl.Unlock()
-	if !d.running {
+	if !d.started.Load() {
 		return errors.New("reload: not running")
 	}
+	req := reloadRequest{next: next, done: make(chan error, 1)}
+	select {
+	case d.reloads <- req:
+		return <-req.done
+	case <-d.stopped:
+		return errors.New("reload: not running")
+	}
+}
+
+// reloadRequest is a Reload handed to Run's goroutine.
+type reloadRequest struct {
+	next *config.Config
+	done chan error
+}
+
+// reload applies a configuration on Run's goroutine (the control path:
+// start-up, reloads and shutdown run there one after the other), with
+// Run's context: what it starts lives as long as the daemon.
+func (d *Daemon) reload(ctx context.Context, next *config.Config) error {
 	cs := config.Diff(d.cfg, next)
 	if cs.Empty() {
 		d.log.Info("reload: nothing changed")
@@ -79,7 +97,7 @@ func (d *Daemon) Reload(next *config.Config) error {
 		return fmt.Errorf("reload: %w", err)
 	}
 	d.log.Info("reload: applying", "changes", list)
-	errs := d.apply(next, &cs, p)
+	errs := d.apply(ctx, next, &cs, p)
 	if len(errs) > 0 {
 		err := errors.Join(errs...)
 		d.log.Error("reload: applied in part", "err", err)
@@ -188,13 +206,13 @@ func (d *Daemon) prepare(next *config.Config, cs *config.ChangeSet) (*prepared, 
 // routers and VRRP6 groups run by then); the removed interfaces go (static
 // routes, the upstream and profiles no longer use them); last the
 // listeners. d.cfg ends as what was applied.
-func (d *Daemon) apply(next *config.Config, cs *config.ChangeSet, p *prepared) []error {
+func (d *Daemon) apply(ctx context.Context, next *config.Config, cs *config.ChangeSet, p *prepared) []error {
 	var errs []error
 	old := d.cfg
 
 	for _, ic := range next.Interfaces {
 		if ifc := p.added[ic.Name]; ifc != nil {
-			if err := d.addIface(ifc); err != nil {
+			if err := d.addIface(ctx, ifc); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -214,17 +232,17 @@ func (d *Daemon) apply(next *config.Config, cs *config.ChangeSet, p *prepared) [
 	for _, ic := range next.Interfaces {
 		// An interface that stays, with parts changed.
 		if ch := cs.Interface(ic.Name); ch != nil && ch.Op == config.Modified {
-			errs = append(errs, d.changeIface(d.ifaces[ic.Name], &ic, ch)...)
+			errs = append(errs, d.changeIface(ctx, d.ifaces[ic.Name], &ic, ch)...)
 		}
 	}
 	if next.Multicast.Upstream.Mode == config.UpstreamMLDProxy && up.Interface == next.Multicast.Upstream.Interface && d.proxy.Load() == nil {
-		if err := d.startProxy(d.ctx, next.Multicast.Upstream); err != nil {
+		if err := d.startProxy(ctx, next.Multicast.Upstream); err != nil {
 			errs = append(errs, err)
 		} else {
 			up.Mode = config.UpstreamMLDProxy
 		}
 	}
-	errs = append(errs, d.addRBS(next, &p.rbs, p.services)...)
+	errs = append(errs, d.addRBS(ctx, next, &p.rbs, p.services)...)
 	for _, ch := range cs.Interfaces {
 		if ifc := d.ifaces[ch.Name]; ch.Op == config.Removed && ifc != nil {
 			if err := d.removeIface(ifc); err != nil {
@@ -234,7 +252,7 @@ func (d *Daemon) apply(next *config.Config, cs *config.ChangeSet, p *prepared) [
 	}
 	api := old.API
 	if cs.API {
-		api = d.swapServers(next, p)
+		api = d.swapServers(ctx, next, p)
 	}
 
 	// The running configuration: next, but what failed keeps its old
@@ -309,7 +327,7 @@ func (d *Daemon) setStatic(next *config.Config) error {
 
 // addIface brings up an interface added by a reload as start-up does:
 // addresses, fast path, then its protocols.
-func (d *Daemon) addIface(ifc *iface) error {
+func (d *Daemon) addIface(ctx context.Context, ifc *iface) error {
 	log := ifc.log()
 	if err := d.ensureIfaceAddresses(ifc, ifc.cfg.Addresses); err != nil {
 		log.Warn("reload: interface addresses", "err", err)
@@ -329,13 +347,13 @@ func (d *Daemon) addIface(ifc *iface) error {
 	applied.VRRP6 = nil
 	var errs []error
 	if want.MLD.Enable {
-		if err := d.startIfaceMLD(d.ctx, ifc); err != nil {
+		if err := d.startIfaceMLD(ctx, ifc); err != nil {
 			errs = append(errs, err)
 			applied.MLD.Enable = false
 		}
 	}
 	for i := range want.VRRP6 {
-		if err := d.addGroup(ifc, &want.VRRP6[i]); err != nil {
+		if err := d.addGroup(ctx, ifc, &want.VRRP6[i]); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -381,7 +399,7 @@ func (d *Daemon) removeIface(ifc *iface) error {
 // addresses, MLD, VRRP6 groups and gate tracking, each left as it was if
 // it fails (its remote-backup-profile binding is only displayed: the new
 // configuration is published).
-func (d *Daemon) changeIface(ifc *iface, want *config.Interface, ch *config.InterfaceChange) []error {
+func (d *Daemon) changeIface(ctx context.Context, ifc *iface, want *config.Interface, ch *config.InterfaceChange) []error {
 	old := ifc.cfg
 	w := *want
 	want = &w
@@ -405,7 +423,7 @@ func (d *Daemon) changeIface(ifc *iface, want *config.Interface, ch *config.Inte
 	case o.Enable && !n.Enable:
 		d.stopIfaceMLD(ifc)
 	case !o.Enable && n.Enable:
-		if err := d.startIfaceMLD(d.ctx, ifc); err != nil {
+		if err := d.startIfaceMLD(ctx, ifc); err != nil {
 			errs = append(errs, err)
 			applied.MLD = o
 		}
@@ -432,7 +450,7 @@ func (d *Daemon) changeIface(ifc *iface, want *config.Interface, ch *config.Inte
 	for _, gc := range want.VRRP6 {
 		switch ch.Group(gc.VRID) {
 		case config.Added:
-			if err := d.addGroup(ifc, &gc); err != nil {
+			if err := d.addGroup(ctx, ifc, &gc); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -510,13 +528,13 @@ func (d *Daemon) publishCfg(ifc *iface, cfg *config.Interface) {
 // addGroup starts a VRRP6 group a reload added (the interface's socket is
 // opened for its first group). It starts in Backup as at start-up, unless
 // the link is down: the link watcher starts it when the link comes up.
-func (d *Daemon) addGroup(ifc *iface, gc *config.VRRP6) error {
+func (d *Daemon) addGroup(ctx context.Context, ifc *iface, gc *config.VRRP6) error {
 	if ifc.vrrpConn == nil {
-		if err := d.openVRRP(d.ctx, ifc); err != nil {
+		if err := d.openVRRP(ctx, ifc); err != nil {
 			return err
 		}
 	}
-	d.watchLinks(d.ctx)
+	d.watchLinks(ctx)
 	g, err := d.newVRRPGroup(ifc, gc)
 	if err != nil {
 		if len(ifc.vrrp) == 0 {
@@ -560,10 +578,10 @@ func (d *Daemon) removeGroup(ifc *iface, g *vrrpGroup) {
 
 // swapServers puts the API and metrics on their new listeners and returns
 // the api section now in force.
-func (d *Daemon) swapServers(next *config.Config, p *prepared) config.API {
+func (d *Daemon) swapServers(ctx context.Context, next *config.Config, p *prepared) config.API {
 	if p.api != nil {
 		old := d.api
-		d.api = d.serveAPI(d.ctx, p.api, next.API.Socket)
+		d.api = d.serveAPI(ctx, p.api, next.API.Socket)
 		if old != nil {
 			old.close()
 		}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
@@ -114,7 +115,7 @@ func (d *Daemon) dropRBS(pl *rbsPlan) {
 // (control path, after the interfaces changed): a Master's profile sends
 // its batch as soon as its session is up. Services start once their
 // profiles are bound, so their first Hello lists them.
-func (d *Daemon) addRBS(next *config.Config, pl *rbsPlan, built map[string]*rbs.Service) []error {
+func (d *Daemon) addRBS(ctx context.Context, next *config.Config, pl *rbsPlan, built map[string]*rbs.Service) []error {
 	var started []*rbsService
 	for _, name := range pl.start {
 		sc := *next.Service(name)
@@ -136,7 +137,7 @@ func (d *Daemon) addRBS(next *config.Config, pl *rbsPlan, built map[string]*rbs.
 		b.ifc.log().Info("reload: remote backup profile bound", "profile", pc.Name, "backup_id", pc.BackupID, "service", pc.Service, "role", role)
 	}
 	for _, s := range started {
-		d.runService(d.ctx, s)
+		d.runService(ctx, s)
 		d.log.Info("reload: remote backup service started", "service", s.cfg.Name, "peer", s.cfg.PeerIPv6, "port", s.cfg.Port,
 			"hold_time", s.cfg.HoldTime, "tls", s.cfg.TLS != nil)
 	}
