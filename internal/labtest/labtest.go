@@ -181,6 +181,11 @@ func (d *Daemon) Kill() {
 	d.cmd = nil
 }
 
+// SetBinary makes the next Start, and the clean-up at the end of the test,
+// run the hotcastd at path: an upgrade (or downgrade) on the same pins and
+// configuration.
+func (d *Daemon) SetBinary(hotcastd string) { d.bin = hotcastd }
+
 // Log returns what the daemon logged so far.
 func (d *Daemon) Log() string { return d.log.String() }
 
