@@ -276,8 +276,14 @@ func (d *Daemon) undoDataplane(attachedBefore []string) {
 	d.dp.Close()
 }
 
+// attacher is the part of the dataplane undoAttach needs.
+type attacher interface {
+	Attached() []string
+	Detach(name string) error
+}
+
 // undoAttach detaches the interfaces attached since before was taken.
-func undoAttach(dp *bpf.Dataplane, before []string, log *slog.Logger) {
+func undoAttach(dp attacher, before []string, log *slog.Logger) {
 	had := make(map[string]bool, len(before))
 	for _, n := range before {
 		had[n] = true
