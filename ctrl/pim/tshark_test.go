@@ -23,6 +23,7 @@ type wireFrame struct {
 	src, dst netip.Addr
 	hopLimit byte
 	pim      []byte // the marshalled message
+	raw      []byte // the whole frame as captured, when it was
 }
 
 func newWireFrame(t *testing.T, name string, m Message, src, dst netip.Addr) wireFrame {
@@ -39,6 +40,9 @@ func newWireFrame(t *testing.T, name string, m Message, src, dst netip.Addr) wir
 }
 
 func (f wireFrame) bytes() []byte {
+	if f.raw != nil {
+		return f.raw
+	}
 	return ethernetFrame(f.dst, append(ipv6Header(f.src, f.dst, IPProtocol, f.hopLimit, len(f.pim)), f.pim...))
 }
 
@@ -319,13 +323,15 @@ func TestTsharkDecodes(t *testing.T) {
 	for _, tc := range sampleMessages() {
 		frames = append(frames, newWireFrame(t, tc.name, tc.m, tc.src, tc.dst))
 	}
-	// A Join/Prune as large as the group count allows.
+	// A Join/Prune as large as the group count allows, and Hellos as an
+	// Interface sends them.
 	big := &JoinPrune{UpstreamNeighbor: llC, Holdtime: 210}
 	for i := range 255 {
 		g := netip.AddrFrom16([16]byte{0xff, 0x0e, 14: byte(i >> 8), 15: byte(i)})
 		big.Groups = append(big.Groups, GroupSet{Group: SingleGroup(g), Joins: []Source{SG(src1), SG(src2)}, Prunes: []Source{SGRpt(dr)}})
 	}
 	frames = append(frames, newWireFrame(t, "join-prune-255-groups", big, llA, AllPIMRouters))
+	frames = append(frames, interfaceFrames(t)...)
 	tsharkCheck(t, frames)
 }
 
