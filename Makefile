@@ -10,7 +10,7 @@ BPF_CFLAGS ?= -O2 -g -Wall -Werror -I/usr/include/$(shell uname -m)-linux-gnu
 export BPF_CLANG BPF_CFLAGS
 
 DEB_BUILD := clang-14 llvm-14 libbpf-dev
-DEB_TEST := bpftool smcroute netsniff-ng keepalived tcpdump python3-scapy python3-yaml ndisc6 ethtool iproute2 iputils-ping util-linux procps hostname tshark
+DEB_TEST := bpftool smcroute netsniff-ng keepalived tcpdump python3-scapy python3-yaml ndisc6 ethtool iproute2 iputils-ping util-linux procps hostname tshark frr
 
 .PHONY: all generate build test test-unit bench lab deps-build deps-test install clean
 
