@@ -5,12 +5,17 @@
 // its hot-backup entries; a Backup's interface is muted, holding its
 // routes, and receives entries.
 //
-// ctrl/vrrp6 reports transitions as events (Transition, VirtualAddrs),
-// which never block and take no lock but the queue's; one goroutine (Run)
-// applies them in order. Everything the tracked interface's state depends
-// on goes through that queue, reconfiguration included (Configure,
-// Remove), so the tracker needs no lock of its own and calls back into
-// nobody who could be holding one: the lock order is the queue.
+// ctrl/vrrp6 reports transitions as events (Transition, VirtualAddrs)
+// from under its router's lock, before its first advert as Master. The
+// tracker writes the fast path at once, in the caller's goroutine: map
+// writes only (package bpf, whose locks are leaves: it calls nobody), so
+// the gate opens before the advert goes out, as a switchover must. All
+// that follows and may take other packages' locks (the MLD querier role,
+// the hot-backup profiles' roles, the host's addresses) is queued and
+// applied in order by one goroutine (Run), which holds nothing while it
+// calls them. The tracker's own state is under one lock, a leaf apart
+// from the fast-path calls: the lock order is vrrp6 -> track -> bpf, by
+// structure, and nothing calls back up.
 package track
 
 import (
@@ -103,14 +108,13 @@ type iface struct {
 	groups map[uint8]*group
 }
 
-// event is one entry of the queue; exactly one field is set.
+// event is one entry of the follow-up queue: calls to make off the
+// caller's goroutine, in order.
 type event struct {
-	tr        *vrrp6.Transition
-	addrs     *vrrp6.AddrChange
-	ifindex   int
-	configure *Iface
-	remove    bool
-	synced    chan struct{}
+	follow []Follower // each told master
+	master bool
+	host   func(Host) // the host's addresses, after the followers
+	synced chan struct{}
 }
 
 // Tracker applies VRRP6 transitions to the interfaces that follow them.
@@ -119,14 +123,13 @@ type Tracker struct {
 	host Host
 	log  *slog.Logger
 
+	mu     sync.Mutex // the state below; held across fast-path writes only
+	ifaces map[int]*iface
+	status map[statusKey]Status
+
 	qmu    sync.Mutex // the queue's: a leaf, held for an append or a swap
 	queue  []event
 	notify chan struct{}
-
-	smu    sync.Mutex // status, for display: a leaf
-	status map[statusKey]Status
-
-	ifaces map[int]*iface // Run's goroutine only
 }
 
 type statusKey struct {
@@ -144,6 +147,9 @@ func New(fp Fastpath, host Host, log *slog.Logger) *Tracker {
 }
 
 func (t *Tracker) post(e event) {
+	if len(e.follow) == 0 && e.host == nil && e.synced == nil {
+		return
+	}
 	t.qmu.Lock()
 	t.queue = append(t.queue, e)
 	t.qmu.Unlock()
@@ -153,29 +159,144 @@ func (t *Tracker) post(e event) {
 	}
 }
 
-// Transition posts a group's state change (vrrp6.Actions.OnTransition
-// may call it under the router's lock: it only queues).
+// Transition applies a group's state change to the fast path now and
+// queues what follows (vrrp6.Actions.OnTransition calls it under the
+// router's lock: it takes only the tracker's lock and bpf's).
 func (t *Tracker) Transition(ifindex int, tr vrrp6.Transition) {
-	t.post(event{ifindex: ifindex, tr: &tr})
+	master := tr.To == vrrp6.StateMaster
+	log := t.log.With("interface", tr.Interface, "vrid", tr.VRID)
+	t.mu.Lock()
+	ifc := t.iface(ifindex)
+	g := ifc.groups[tr.VRID]
+	if g == nil {
+		g = &group{}
+		ifc.groups[tr.VRID] = g
+	}
+	changed := !g.known || g.master != master
+	g.known, g.master, g.vmac, g.vips = true, master, tr.VirtualMAC, slices.Clone(tr.VirtualAddrs)
+	if err := t.fp.SetVRRPMaster(ifindex, tr.VRID, tr.VirtualAddrs, master); err != nil {
+		log.Error("fast path virtual mac", "err", err)
+	}
+	st := Status{Master: master}
+	var follow []Follower
+	tracked := ifc.cfg.Track == tr.VRID && ifc.cfg.MAC != nil
+	if tracked {
+		follow = t.gate(ifc, master, tr.VirtualMAC, log)
+		st.GateDelay = time.Since(tr.Time)
+	}
+	t.status[statusKey{ifindex, tr.VRID}] = st
+	follow = append(follow, ifc.cfg.Profiles[tr.VRID]...)
+	t.mu.Unlock()
+	if tracked {
+		log.Info("multicast gate follows vrrp6", "state", tr.To, "gate_write_delay", st.GateDelay)
+	}
+	e := event{follow: follow, master: master}
+	if changed || master {
+		vips, vmac := slices.Clone(tr.VirtualAddrs), tr.VirtualMAC
+		e.host = func(h Host) { h.SetVirtual(ifindex, vips, vmac, master) }
+	}
+	t.post(e)
 }
 
-// VirtualAddrs posts a Master's changed virtual address list.
+// gate writes the interface's entry (t.mu held) and returns the querier
+// to tell, if any.
+func (t *Tracker) gate(ifc *iface, master bool, vmac net.HardwareAddr, log *slog.Logger) []Follower {
+	if err := t.fp.SetIface(ifc.cfg.Index, Entry(ifc.cfg, master, vmac)); err != nil {
+		log.Error("multicast gate", "err", err)
+	}
+	return t.querier(ifc)
+}
+
+func (t *Tracker) querier(ifc *iface) []Follower {
+	if ifc.cfg.Querier == nil {
+		return nil
+	}
+	return []Follower{ifc.cfg.Querier}
+}
+
+// VirtualAddrs applies a Master's changed virtual address list to the
+// fast path now and queues the host's addresses.
 func (t *Tracker) VirtualAddrs(ifindex int, c vrrp6.AddrChange) {
-	t.post(event{ifindex: ifindex, addrs: &c})
+	if c.State != vrrp6.StateMaster {
+		return
+	}
+	var gone []netip.Addr
+	for _, a := range c.Old {
+		if !slices.Contains(c.New, a) {
+			gone = append(gone, a)
+		}
+	}
+	log := t.log.With("interface", c.Interface, "vrid", c.VRID)
+	t.mu.Lock()
+	if err := t.fp.SetVRRPMaster(ifindex, c.VRID, gone, false); err != nil {
+		log.Error("fast path virtual ips", "err", err)
+	}
+	if err := t.fp.SetVRRPMaster(ifindex, c.VRID, c.New, true); err != nil {
+		log.Error("fast path virtual ips", "err", err)
+	}
+	if g := t.iface(ifindex).groups[c.VRID]; g != nil {
+		g.vips = slices.Clone(c.New)
+	}
+	t.mu.Unlock()
+	added := slices.Clone(c.New)
+	t.post(event{host: func(h Host) { h.MoveVirtual(ifindex, gone, added) }})
 }
 
-// Configure posts an interface's (new) tracking configuration. A changed
-// tracked group is applied from the state the tracker last saw for it;
-// before any transition of it, the gate is left as found (a restarted
-// daemon keeps its predecessor's) and the querier role is withheld.
-func (t *Tracker) Configure(ifc Iface) {
-	t.post(event{ifindex: ifc.Index, configure: &ifc})
+// Configure takes an interface's (new) tracking configuration. A changed
+// tracked group (or egress, or routing) is applied from the state the
+// tracker last saw of it; before any transition of it, the gate is left as
+// found (a restarted daemon keeps its predecessor's) and the querier role
+// is withheld. The querier is told its role in any case (MLD may have been
+// restarted with a new handle).
+func (t *Tracker) Configure(cfg Iface) {
+	log := t.log.With("interface", cfg.Name)
+	t.mu.Lock()
+	ifc := t.iface(cfg.Index)
+	old := ifc.cfg
+	ifc.cfg = cfg
+	var msg string
+	master := false
+	switch {
+	case cfg.Track == 0:
+		master = true // untracked: always the querier
+		if old.Track != 0 || old.MAC == nil {
+			t.gate(ifc, false, nil, log)
+			if old.Track != 0 {
+				msg = "multicast gate no longer tracks vrrp6: forward"
+			}
+		}
+	default:
+		if g := ifc.groups[cfg.Track]; g != nil && g.known {
+			master = g.master
+			if old.Track != cfg.Track || old.Clone != cfg.Clone || old.NoRoute != cfg.NoRoute {
+				t.gate(ifc, g.master, g.vmac, log)
+				msg = "multicast gate follows vrrp6"
+			}
+		}
+	}
+	follow := t.querier(ifc)
+	t.mu.Unlock()
+	if msg != "" {
+		log.Info(msg, "vrid", cfg.Track, "master", master)
+	}
+	// Profiles follow transitions only: one bound later is given its role
+	// by whoever binds it (a role change has effects: DisownAll).
+	t.post(event{follow: follow, master: master})
 }
 
-// Remove posts that an interface is no longer tracked (or gone).
-func (t *Tracker) Remove(ifindex int) { t.post(event{ifindex: ifindex, remove: true}) }
+// Remove forgets an interface (no longer tracked, or gone).
+func (t *Tracker) Remove(ifindex int) {
+	t.mu.Lock()
+	delete(t.ifaces, ifindex)
+	for k := range t.status {
+		if k.ifindex == ifindex {
+			delete(t.status, k)
+		}
+	}
+	t.mu.Unlock()
+}
 
-// Sync returns once everything posted before it has been applied, or ctx
+// Sync returns once everything queued before it has been applied, or ctx
 // ended (Run not running).
 func (t *Tracker) Sync(ctx context.Context) error {
 	ch := make(chan struct{})
@@ -190,13 +311,13 @@ func (t *Tracker) Sync(ctx context.Context) error {
 
 // Status returns what the tracker last did for a group.
 func (t *Tracker) Status(ifindex int, vrid uint8) (Status, bool) {
-	t.smu.Lock()
-	defer t.smu.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	s, ok := t.status[statusKey{ifindex, vrid}]
 	return s, ok
 }
 
-// Run applies posted events in order until ctx ends.
+// Run applies the queued follow-ups in order until ctx ends.
 func (t *Tracker) Run(ctx context.Context) error {
 	for {
 		t.qmu.Lock()
@@ -204,7 +325,15 @@ func (t *Tracker) Run(ctx context.Context) error {
 		t.queue = nil
 		t.qmu.Unlock()
 		for _, e := range batch {
-			t.apply(e)
+			for _, f := range e.follow {
+				f.FollowMaster(e.master)
+			}
+			if e.host != nil && t.host != nil {
+				e.host(t.host)
+			}
+			if e.synced != nil {
+				close(e.synced)
+			}
 		}
 		if len(batch) > 0 {
 			continue
@@ -217,28 +346,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 	}
 }
 
-func (t *Tracker) apply(e event) {
-	switch {
-	case e.synced != nil:
-		close(e.synced)
-	case e.tr != nil:
-		t.transition(e.ifindex, *e.tr)
-	case e.addrs != nil:
-		t.moveAddrs(e.ifindex, *e.addrs)
-	case e.configure != nil:
-		t.configure(*e.configure)
-	case e.remove:
-		delete(t.ifaces, e.ifindex)
-		t.smu.Lock()
-		for k := range t.status {
-			if k.ifindex == e.ifindex {
-				delete(t.status, k)
-			}
-		}
-		t.smu.Unlock()
-	}
-}
-
+// iface returns the state of ifindex, made on first use (t.mu held).
 func (t *Tracker) iface(ifindex int) *iface {
 	ifc := t.ifaces[ifindex]
 	if ifc == nil {
@@ -246,104 +354,4 @@ func (t *Tracker) iface(ifindex int) *iface {
 		t.ifaces[ifindex] = ifc
 	}
 	return ifc
-}
-
-// transition: the fast path first (virtual MAC and IPs, then gate and
-// source MAC in one write), then who follows, then the host.
-func (t *Tracker) transition(ifindex int, tr vrrp6.Transition) {
-	ifc := t.iface(ifindex)
-	master := tr.To == vrrp6.StateMaster
-	g := ifc.groups[tr.VRID]
-	if g == nil {
-		g = &group{}
-		ifc.groups[tr.VRID] = g
-	}
-	changed := !g.known || g.master != master
-	g.known, g.master, g.vmac, g.vips = true, master, tr.VirtualMAC, slices.Clone(tr.VirtualAddrs)
-	log := t.log.With("interface", tr.Interface, "vrid", tr.VRID)
-	if err := t.fp.SetVRRPMaster(ifindex, tr.VRID, tr.VirtualAddrs, master); err != nil {
-		log.Error("fast path virtual mac", "err", err)
-	}
-	st := Status{Master: master}
-	if ifc.cfg.Track == tr.VRID && ifc.cfg.MAC != nil {
-		t.gate(ifc, master, tr.VirtualMAC, log)
-		st.GateDelay = time.Since(tr.Time)
-		log.Info("multicast gate follows vrrp6", "state", tr.To, "gate_write_delay", st.GateDelay)
-	}
-	t.smu.Lock()
-	t.status[statusKey{ifindex, tr.VRID}] = st
-	t.smu.Unlock()
-	for _, f := range ifc.cfg.Profiles[tr.VRID] {
-		f.FollowMaster(master)
-	}
-	if (changed || master) && t.host != nil {
-		t.host.SetVirtual(ifindex, tr.VirtualAddrs, tr.VirtualMAC, master)
-	}
-}
-
-// gate writes the interface's entry and the querier role for master.
-func (t *Tracker) gate(ifc *iface, master bool, vmac net.HardwareAddr, log *slog.Logger) {
-	if err := t.fp.SetIface(ifc.cfg.Index, Entry(ifc.cfg, master, vmac)); err != nil {
-		log.Error("multicast gate", "err", err)
-	}
-	if ifc.cfg.Querier != nil {
-		ifc.cfg.Querier.FollowMaster(master || ifc.cfg.Track == 0)
-	}
-}
-
-func (t *Tracker) moveAddrs(ifindex int, c vrrp6.AddrChange) {
-	if c.State != vrrp6.StateMaster {
-		return
-	}
-	var gone []netip.Addr
-	for _, a := range c.Old {
-		if !slices.Contains(c.New, a) {
-			gone = append(gone, a)
-		}
-	}
-	log := t.log.With("interface", c.Interface, "vrid", c.VRID)
-	if err := t.fp.SetVRRPMaster(ifindex, c.VRID, gone, false); err != nil {
-		log.Error("fast path virtual ips", "err", err)
-	}
-	if err := t.fp.SetVRRPMaster(ifindex, c.VRID, c.New, true); err != nil {
-		log.Error("fast path virtual ips", "err", err)
-	}
-	if g := t.iface(ifindex).groups[c.VRID]; g != nil {
-		g.vips = slices.Clone(c.New)
-	}
-	if t.host != nil {
-		t.host.MoveVirtual(ifindex, gone, c.New)
-	}
-}
-
-func (t *Tracker) configure(cfg Iface) {
-	ifc := t.iface(cfg.Index)
-	old := ifc.cfg
-	ifc.cfg = cfg
-	log := t.log.With("interface", cfg.Name)
-	switch {
-	case cfg.Track == 0:
-		if old.Track != 0 || old.MAC == nil {
-			t.gate(ifc, false, nil, log)
-			if old.Track != 0 {
-				log.Info("multicast gate no longer tracks vrrp6: forward")
-			}
-		} else if cfg.Querier != nil {
-			cfg.Querier.FollowMaster(true)
-		}
-	default:
-		g := ifc.groups[cfg.Track]
-		if g != nil && g.known {
-			if old.Track != cfg.Track || old.Clone != cfg.Clone || old.NoRoute != cfg.NoRoute {
-				t.gate(ifc, g.master, g.vmac, log)
-				log.Info("multicast gate follows vrrp6", "vrid", cfg.Track, "master", g.master)
-			} else if cfg.Querier != nil {
-				cfg.Querier.FollowMaster(g.master)
-			}
-		} else if cfg.Querier != nil {
-			cfg.Querier.FollowMaster(false) // until the group decides
-		}
-	}
-	// Profiles follow transitions only: one bound later is given its role
-	// by whoever binds it (a role change has effects: DisownAll).
 }
