@@ -382,6 +382,9 @@ type gapStats struct {
 	lastSeq uint64
 	maxGap  time.Duration
 	gapAt   time.Time
+	maxSeq  uint64 // highest sequence seen
+	maxLoss uint64 // longest run of sequence numbers never seen
+	lossAt  time.Time
 	seen    map[uint64]bool
 	dups    uint64
 	got     uint64
@@ -391,8 +394,22 @@ type gapStats struct {
 type GapReport struct {
 	Received   uint64
 	Duplicates uint64
-	MaxGap     time.Duration
-	MaxGapAt   time.Time // arrival that ended the longest gap
+	// MaxGap is the longest time between two arrivals, as the reader saw
+	// them: the router's outage, but also any pause of the sender or of
+	// the reader (both run in the test process).
+	MaxGap   time.Duration
+	MaxGapAt time.Time // arrival that ended the longest gap
+	// MaxLoss is the longest run of consecutive sequence numbers that
+	// never arrived: frames the network lost, which is what a receiver
+	// notices. A pause of the sender loses nothing (it catches up), a
+	// pause of the reader neither (the socket buffers).
+	MaxLoss   uint64
+	MaxLossAt time.Time // arrival that ended the longest loss
+}
+
+// LossGap is MaxLoss as time at pps frames per second per group.
+func (r GapReport) LossGap(pps int) time.Duration {
+	return time.Duration(r.MaxLoss) * time.Second / time.Duration(pps)
 }
 
 // NewGapMeter starts reading on l until the test ends.
@@ -447,6 +464,14 @@ func (m *GapMeter) run() {
 				}
 			}
 			st.last, st.lastSeq = now, seq
+			if seq > st.maxSeq {
+				if st.maxSeq > 0 {
+					if miss := seq - st.maxSeq - 1; miss > st.maxLoss {
+						st.maxLoss, st.lossAt = miss, now
+					}
+				}
+				st.maxSeq = seq
+			}
 		}
 		m.mu.Unlock()
 	}
@@ -460,7 +485,27 @@ func (m *GapMeter) Report(g netip.Addr) GapReport {
 	if st == nil {
 		return GapReport{}
 	}
-	return GapReport{Received: st.got, Duplicates: st.dups, MaxGap: st.maxGap, MaxGapAt: st.gapAt}
+	return GapReport{Received: st.got, Duplicates: st.dups, MaxGap: st.maxGap, MaxGapAt: st.gapAt, MaxLoss: st.maxLoss, MaxLossAt: st.lossAt}
+}
+
+// Settle waits until no frame has arrived for quiet (the last frames in
+// flight are counted), at most timeout.
+func (m *GapMeter) Settle(quiet, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		m.mu.Lock()
+		var last time.Time
+		for _, st := range m.groups {
+			if st.last.After(last) {
+				last = st.last
+			}
+		}
+		m.mu.Unlock()
+		if time.Since(last) >= quiet {
+			return
+		}
+		time.Sleep(quiet / 4)
+	}
 }
 
 // Reset forgets everything seen so far.
