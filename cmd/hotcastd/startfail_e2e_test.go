@@ -116,11 +116,16 @@ func TestStartFailuresExitAndCleanUp(t *testing.T) {
 				if err := os.MkdirAll(filepath.Dir(pin), 0o700); err != nil {
 					t.Fatal(err)
 				}
-				if err := m.Pin(pin); err != nil {
+				mapPin := pin
+				if err := m.Pin(mapPin); err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(func() { _ = os.Remove(pin) })
-				pin = filepath.Join(pin, "x")
+				t.Cleanup(func() {
+					if err := os.Remove(mapPin); err != nil {
+						t.Errorf("remove the test's pinned map: %v", err)
+					}
+				})
+				pin = filepath.Join(mapPin, "x")
 			case "api listen":
 				sock = filepath.Join(dir, "notadir", "api.sock")
 			case "metrics listen":
