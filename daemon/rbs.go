@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/sync/mldbackup"
 	"github.com/hotcast/hotcast/sync/rbs"
@@ -24,8 +23,7 @@ type backup struct {
 	svc     *rbs.Service
 	profile *rbs.Profile
 	binding *mldbackup.Binding // MLD <-> RBS for ifc's MLD router
-	ifc     *iface             // the profile's VRRP6 interface, where MLD runs
-	mld     *mld.Interface     // ifc's MLD router: it runs while the profile is bound
+	ifc     *iface             // the profile's VRRP6 interface, where MLD runs (while bound)
 	index   int                // Profile-Index for display
 }
 
@@ -105,7 +103,7 @@ func (d *Daemon) bindProfile(pc *config.RBP) (*backup, error) {
 	if s == nil {
 		return nil, fmt.Errorf("remote-backup-profile %s: remote-backup-service %s is not running", pc.Name, pc.Service)
 	}
-	b := &backup{cfg: pc, svc: s.svc, ifc: ifc, mld: ifc.mld, index: 0x1000 + d.profileSeq}
+	b := &backup{cfg: pc, svc: s.svc, ifc: ifc, index: 0x1000 + d.profileSeq}
 	d.profileSeq++
 	b.binding = mldbackup.Bind(ifc.mld, ifc.log().With("component", "rbs", "profile", pc.Name))
 	b.profile = s.svc.AddProfile(rbs.ProfileConfig{Name: pc.Name, BackupID: uint32(pc.BackupID)}, b.binding, b.binding)

@@ -2,7 +2,7 @@
 // process: two rbs.Service over real TCP (loopback of a test namespace),
 // the receiver's entries going through a real ctrl/mld Interface into a
 // ctrl/mroute Table over a real bpf.Dataplane, as daemon wires
-// them (mldSink → mld.Import/Upsert → OnUpdates → Table.SetMemberships →
+// them (mldbackup.Binding → mld.Import/Upsert → OnUpdates → Table.SetMemberships →
 // BPF routes map).
 //
 // The quick tests run with the package tests (root needed); the 100k-entry
@@ -13,7 +13,6 @@ package benchmaps_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -115,36 +114,19 @@ func (s *memSource) Snapshot(uint32) []rbs.MLDEntry {
 	return s.entries
 }
 
-// sink mirrors daemon's mldSink.
+// sink is the daemon's sink, mldbackup.Binding, with the batch timed.
 type sink struct {
-	h *harness
+	*mldbackup.Binding
 
 	replaceAllAt time.Time
 	importDone   time.Time
 }
 
-func (s *sink) ReplaceAll(_ uint32, es []rbs.MLDEntry) error {
+func (s *sink) ReplaceAll(id uint32, es []rbs.MLDEntry) error {
 	s.replaceAllAt = time.Now()
-	now := time.Now()
-	st := make([]mld.GroupState, 0, len(es))
-	for _, e := range es {
-		st = append(st, mldbackup.FromEntry(e, now))
-	}
-	err := s.h.rxMLD.Import(st)
+	err := s.Binding.ReplaceAll(id, es)
 	s.importDone = time.Now()
 	return err
-}
-
-func (s *sink) Upsert(_ uint32, e rbs.MLDEntry) error {
-	if err := s.h.rxMLD.Upsert(mldbackup.FromEntry(e, time.Now())); err != nil && !errors.Is(err, mld.ErrLocalEntry) {
-		return err
-	}
-	return nil
-}
-
-func (s *sink) Delete(_ uint32, g netip.Addr) error {
-	s.h.rxMLD.Delete(g)
-	return nil
 }
 
 type harness struct {
@@ -247,7 +229,7 @@ func newHarness(t testing.TB, withTxMLD bool) *harness {
 	txc.Name, txc.SysName, txc.Source, txc.Peer, txc.Dial = "tx", "A", srcAddr, peerAddr, dial
 	rxc.Name, rxc.SysName, rxc.Source, rxc.Peer, rxc.Listen = "rx", "B", peerAddr, srcAddr, listen
 	h.tx, h.rx = rbs.New(txc, nil), rbs.New(rxc, nil)
-	h.sink = &sink{h: h}
+	h.sink = &sink{Binding: mldbackup.Bind(h.rxMLD, nil)}
 	h.txp = h.tx.AddProfile(rbs.ProfileConfig{Name: "p", BackupID: backupID}, h.src, nil)
 	h.rxp = h.rx.AddProfile(rbs.ProfileConfig{Name: "p", BackupID: backupID}, nil, h.sink)
 	h.txp.SetRole(rbs.RoleBackup)
