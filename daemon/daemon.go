@@ -318,9 +318,12 @@ func (d *Daemon) start(ctx context.Context) (phase string, err error) {
 	if err := d.startRBS(ctx); err != nil {
 		return "rbs", err
 	}
-	// The tracker knows every interface before the first transition.
+	// The tracker knows every interface before the first transition
+	// (those running MLD were handed over by startIfaceMLD).
 	for _, ifc := range d.ifaces {
-		d.resyncGate(ifc)
+		if !ifc.cfg.MLD.Enable {
+			d.resyncGate(ifc)
+		}
 	}
 	if err := d.startVRRP(ctx); err != nil {
 		return "vrrp6", err

@@ -65,6 +65,7 @@ type Conn struct {
 	src     netip.Addr
 	log     *slog.Logger
 
+	rbuf      []byte        // Read's buffer (payloads are copied out of it)
 	malformed atomic.Uint64 // frames the filter passed that do not parse
 }
 
@@ -95,6 +96,7 @@ func Listen(ifname string, linkLocal netip.Addr, log *slog.Logger) (*Conn, error
 		ifindex: ifi.Index,
 		src:     linkLocal.WithZone(""),
 		log:     log,
+		rbuf:    make([]byte, 65536),
 	}, nil
 }
 
@@ -243,7 +245,8 @@ func (c *Conn) SendMLD(dst netip.Addr, icmp []byte) error {
 // Read returns the next MLD message received on the interface. Frames
 // whose IPv6 framing does not parse are counted (Malformed) and skipped;
 // what is inside the ICMPv6 message (type, length, checksum) is the state
-// machine's to check and count.
+// machine's to check and count. One goroutine reads (the buffer is the
+// Conn's, not allocated per message).
 func (c *Conn) Read(ctx context.Context) (Packet, error) {
 	rc, err := c.pkt.SyscallConn()
 	if err != nil {
@@ -256,7 +259,7 @@ func (c *Conn) Read(ctx context.Context) (Packet, error) {
 		}
 		c.pkt.SetReadDeadline(time.Time{}) // ctx fired: clear for the next Read
 	}()
-	buf := make([]byte, 65536)
+	buf := c.rbuf
 	for {
 		var n int
 		var rerr error
