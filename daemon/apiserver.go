@@ -62,13 +62,14 @@ func (d *Daemon) serveAPI(ctx context.Context, l net.Listener, path string) *htt
 	mux.HandleFunc("GET "+api.PathRBS, jsonHandler(d.rbsServices))
 	mux.HandleFunc("GET "+api.PathRBP, jsonHandler(d.rbsProfiles))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
+	// The operator's way in is gone when Serve fails (http.Server
+	// retries temporary accept errors itself): the daemon ends with it.
+	d.group.Go(func() error {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Error("api server", "err", err)
+			return fmt.Errorf("api server: %w", err)
 		}
-	}()
+		return nil
+	})
 	return &httpServer{srv: srv, addr: path, path: path}
 }
 

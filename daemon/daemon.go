@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +23,7 @@ import (
 	"github.com/hotcast/hotcast/ctrl/track"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/hotcast/hotcast/daemon/config"
-	"github.com/vishvananda/netlink"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,8 +43,9 @@ import (
 type Daemon struct {
 	cfg *config.Config // the running configuration; control path only
 	log *slog.Logger
+	sys System // the machine: Kernel, or a test's fake
 
-	dp    *bpf.Dataplane
+	dp    Dataplane
 	table *mroute.Table
 	track *track.Tracker // multicast-track-vrrp6: transitions to gates
 
@@ -69,11 +71,11 @@ type Daemon struct {
 	backups    []*backup
 	profileSeq int // numbers profiles for display; control path
 
-	wg sync.WaitGroup
-
-	// listenMLD opens an interface's MLD sockets: mld.Listen, replaced
-	// by start-up fault tests.
-	listenMLD func(ifname string, linkLocal netip.Addr, log *slog.Logger) (*mld.Conn, error)
+	// group owns every goroutine Run starts (protocol readers, the
+	// tracker, the link watcher, services); set by Run before bringUp,
+	// waited for by shutdown (or a failed start). A goroutine that
+	// returns an error ends the daemon with it.
+	group *errgroup.Group
 }
 
 // iface is a configured interface as the daemon sees it. name, index, mac
@@ -91,10 +93,10 @@ type iface struct {
 	cfg       *config.Interface
 	linkLocal netip.Addr
 	mld       *mld.Interface
-	mldConn   *mld.Conn
+	mldConn   MLDConn
 	mldRun    *mldRun
 	vrrp      []*vrrpGroup
-	vrrpConn  *vrrp6.Conn
+	vrrpConn  VRRPConn
 	demux     *vrrp6.Demux
 	backup    *backup // the hot-backup profile bound here, if any
 
@@ -107,13 +109,19 @@ type iface struct {
 
 func (i *iface) log() *slog.Logger { return i.logger }
 
-// New resolves the configuration against the system; Run starts it.
+// New resolves the configuration against the running machine (Kernel);
+// Run starts it.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log, ifaces: map[string]*iface{}, byIdx: map[int]*iface{}, listenMLD: mld.Listen,
+	return NewOn(Kernel{}, cfg, log)
+}
+
+// NewOn resolves the configuration against sys; Run starts it.
+func NewOn(sys System, cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, log: log, sys: sys, ifaces: map[string]*iface{}, byIdx: map[int]*iface{},
 		reloads: make(chan reloadRequest), stopped: make(chan struct{})}
 	for i := range cfg.Interfaces {
 		ic := &cfg.Interfaces[i]
-		nl, err := net.InterfaceByName(ic.Name)
+		nl, err := sys.Interface(ic.Name)
 		if err != nil {
 			return nil, fmt.Errorf("interfaces[%d] %s: %w", i, ic.Name, err)
 		}
@@ -142,7 +150,8 @@ func ignoreReports(ic *config.Interface) bool {
 	return ic.MLD.IgnoreReportsWhileBackup && ic.MulticastTrackVRRP6 != 0
 }
 
-// Run brings the router up and serves until ctx ends. On return the pinned
+// Run brings the router up and serves until ctx ends, or until one of its
+// goroutines fails (Run returns that error). On return the pinned
 // dataplane stays: forwarding goes on until the next start adopts it or
 // Cleanup removes it. A start-up failure returns a *StartError after
 // undoing what the failed start made (see bringUp).
@@ -151,21 +160,25 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer close(d.stopped)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := d.bringUp(ctx, cancel); err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	d.group = g
+	if err := d.bringUp(gctx, cancel); err != nil {
 		return err
 	}
-	defer d.shutdown(cancel)
 	// Routes learned before a restart stay until MLD had a chance to
 	// relearn them (a Multicast Address Listening Interval), then go.
 	grace := time.NewTimer(d.relearnGrace())
 	defer grace.Stop()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-gctx.Done():
 			d.log.Info("hotcastd stopping; the pinned dataplane keeps forwarding")
+			if err := d.shutdown(cancel); err != nil {
+				return fmt.Errorf("hotcastd failed: %w", err)
+			}
 			return nil
 		case r := <-d.reloads:
-			r.done <- d.reload(ctx, r.next)
+			r.done <- d.reload(gctx, r.next)
 		case <-grace.C:
 			if err := d.table.Prune(); err != nil {
 				d.log.Error("prune routes from before the restart", "err", err)
@@ -240,25 +253,29 @@ func (d *Daemon) bringUp(ctx context.Context, cancel context.CancelFunc) error {
 	if err != nil {
 		return startError("dataplane", err)
 	}
-	d.track = track.New(d.dp, hostAddrs{d.log.With("component", "vrrp6")}, d.log.With("component", "track"))
+	d.track = track.New(d.dp, hostAddrs{d.sys, d.log.With("component", "vrrp6")}, d.log.With("component", "track"))
 	if phase, err := d.start(ctx); err != nil {
-		cancel()
-		d.closeServers()
-		d.stopProtocols()
-		d.wg.Wait()
+		_ = d.stop(cancel) // the goroutines' errors come after err
 		d.undoDataplane(attachedBefore)
 		return startError(phase, err)
 	}
 	return nil
 }
 
-// shutdown stops what Run started; the pinned dataplane stays.
-func (d *Daemon) shutdown(cancel context.CancelFunc) {
+// stop cancels what Run started and joins its goroutines: it returns the
+// first error one of them ended with.
+func (d *Daemon) stop(cancel context.CancelFunc) error {
 	cancel()
 	d.closeServers()
 	d.stopProtocols()
-	d.wg.Wait()
+	return d.group.Wait()
+}
+
+// shutdown stops what Run started; the pinned dataplane stays.
+func (d *Daemon) shutdown(cancel context.CancelFunc) error {
+	err := d.stop(cancel)
 	d.dp.Close()
+	return err
 }
 
 // undoDataplane takes back what a failed start did to the dataplane: one
@@ -267,7 +284,7 @@ func (d *Daemon) shutdown(cancel context.CancelFunc) {
 func (d *Daemon) undoDataplane(attachedBefore []string) {
 	if !d.dp.Adopted() {
 		d.dp.Close()
-		if err := bpf.Cleanup(d.cfg.BPF.PinPath); err != nil {
+		if err := d.sys.CleanupDataplane(d.cfg.BPF.PinPath); err != nil {
 			d.log.Error("start failed: remove the dataplane it created", "pin_path", d.cfg.BPF.PinPath, "err", err)
 		}
 		return
@@ -300,11 +317,7 @@ func undoAttach(dp attacher, before []string, log *slog.Logger) {
 // start brings up the protocols and the servers (control path). On
 // failure it names the phase that failed.
 func (d *Daemon) start(ctx context.Context) (phase string, err error) {
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		_ = d.track.Run(ctx) // ends with ctx, nil
-	}()
+	d.group.Go(func() error { return d.track.Run(ctx) }) // ends with ctx, nil
 	if d.usesMLD() {
 		d.log.Info("mld receive route", "route", mld.ReceiveRoute)
 	}
@@ -387,26 +400,21 @@ func (d *Daemon) ensureIfaceAddresses(ifc *iface, addrs []netip.Prefix) error {
 	// A router keeps its configured addresses across a link flap (Linux
 	// flushes IPv6 addresses on link down by default): the RBS session,
 	// VRRP and MLD sources must survive a cable pull.
-	p := "/proc/sys/net/ipv6/conf/" + ifc.name + "/keep_addr_on_down"
-	if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+	if err := d.sys.KeepAddrOnDown(ifc.name); err != nil {
 		d.log.Warn("keep addresses on link down", "interface", ifc.name, "err", err)
 	}
 	if len(addrs) == 0 {
 		return nil
 	}
-	l, err := netlink.LinkByIndex(ifc.index)
+	have, err := d.sys.Addrs(ifc.index)
 	if err != nil {
 		return fmt.Errorf("interface %s: %w", ifc.name, err)
 	}
-	have, err := netlink.AddrList(l, netlink.FAMILY_V6)
-	if err != nil {
-		return fmt.Errorf("interface %s: list addresses: %w", ifc.name, err)
-	}
 	for _, p := range addrs {
-		if hasAddr(have, p) {
+		if slices.Contains(have, p.Addr()) {
 			continue
 		}
-		if err := netlink.AddrAdd(l, nlAddr(p)); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := d.sys.AddAddr(ifc.index, p); err != nil {
 			return fmt.Errorf("interface %s: add %s: %w", ifc.name, p, err)
 		}
 	}
@@ -416,35 +424,13 @@ func (d *Daemon) ensureIfaceAddresses(ifc *iface, addrs []netip.Prefix) error {
 // removeIfaceAddresses takes addrs off the interface (a reload removed
 // them from its configuration); an address already gone is no error.
 func (d *Daemon) removeIfaceAddresses(ifc *iface, addrs []netip.Prefix) error {
-	if len(addrs) == 0 {
-		return nil
-	}
-	l, err := netlink.LinkByIndex(ifc.index)
-	if err != nil {
-		return fmt.Errorf("interface %s: %w", ifc.name, err)
-	}
 	var errs []error
 	for _, p := range addrs {
-		if err := netlink.AddrDel(l, nlAddr(p)); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
+		if err := d.sys.DelAddr(ifc.index, p); err != nil {
 			errs = append(errs, fmt.Errorf("interface %s: remove %s: %w", ifc.name, p, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// nlAddr is a configured address as netlink takes it: no duplicate
-// address detection (a router's configured address is its own).
-func nlAddr(p netip.Prefix) *netlink.Addr {
-	return &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 128)}, Flags: unix.IFA_F_NODAD}
-}
-
-func hasAddr(have []netlink.Addr, p netip.Prefix) bool {
-	for _, a := range have {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == p.Addr() {
-			return true
-		}
-	}
-	return false
 }
 
 // openDataplane opens (or adopts) the pinned dataplane, attaches the
@@ -459,7 +445,7 @@ func (d *Daemon) openDataplane() (attachedBefore []string, err error) {
 	default:
 		opts.XDPFlags = link.XDPDriverMode
 	}
-	dp, err := bpf.Open(opts)
+	dp, err := d.sys.OpenDataplane(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open dataplane: %w", err)
 	}
@@ -536,22 +522,20 @@ func (d *Daemon) attachIface(ifc *iface) error {
 
 // readMLD hands every MLD message read from conn to handle until ctx ends
 // or conn is closed.
-func (d *Daemon) readMLD(ctx context.Context, conn *mld.Conn, log *slog.Logger, handle func(mld.Packet)) {
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
+func (d *Daemon) readMLD(ctx context.Context, conn MLDConn, log *slog.Logger, handle func(mld.Packet)) {
+	d.group.Go(func() error {
 		for {
 			p, err := conn.Read(ctx)
 			if err != nil {
 				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-					return
+					return nil
 				}
 				log.Warn("mld read", "err", err)
 				continue
 			}
 			handle(p)
 		}
-	}()
+	})
 }
 
 func (d *Daemon) stopProtocols() {
@@ -588,31 +572,6 @@ func (d *Daemon) staticRoutes(cfg *config.Config) []mroute.StaticRoute {
 		out = append(out, sr)
 	}
 	return out
-}
-
-// linkLocal returns the interface's link-local address, waiting briefly
-// for the kernel to assign it after the link comes up.
-func linkLocal(index int) (netip.Addr, error) {
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		l, err := netlink.LinkByIndex(index)
-		if err != nil {
-			return netip.Addr{}, err
-		}
-		addrs, err := netlink.AddrList(l, netlink.FAMILY_V6)
-		if err != nil {
-			return netip.Addr{}, err
-		}
-		for _, a := range addrs {
-			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
-				return ip, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return netip.Addr{}, errors.New("no usable link-local address")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // Cleanup removes what a configuration's daemon pinned and attached, and

@@ -179,13 +179,14 @@ func (d *Daemon) serveMetrics(l net.Listener, addr string) *httpServer {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
+	// Metrics are not worth stopping the router for: a failed server
+	// is logged and stays down.
+	d.group.Go(func() error {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("metrics server", "err", err)
 		}
-	}()
+		return nil
+	})
 	d.log.Info("metrics", "listen", l.Addr().String())
 	return &httpServer{srv: srv, addr: addr}
 }

@@ -53,12 +53,12 @@ func mldParams(mc config.MLD) mld.Params {
 // startIfaceMLD starts the MLD router of one interface (mld.enable): its
 // socket, state machine and reader (control path).
 func (d *Daemon) startIfaceMLD(ctx context.Context, ifc *iface) error {
-	ll, err := linkLocal(ifc.index)
+	ll, err := d.sys.LinkLocal(ifc.index)
 	if err != nil {
 		return fmt.Errorf("interface %s: %w", ifc.name, err)
 	}
 	log := d.log.With("component", "mld", "interface", ifc.name)
-	conn, err := d.listenMLD(ifc.name, ll, log)
+	conn, err := d.sys.ListenMLD(ifc.name, ll, log)
 	if err != nil {
 		return fmt.Errorf("interface %s: mld socket: %w", ifc.name, err)
 	}

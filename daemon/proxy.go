@@ -18,7 +18,7 @@ import (
 type proxy struct {
 	name   string // the upstream interface
 	host   *mld.Host
-	conn   *mld.Conn
+	conn   MLDConn
 	sender *proxySender
 }
 
@@ -26,7 +26,7 @@ type proxy struct {
 // proxy stops, nothing after (the host's retransmission timers may still
 // fire).
 type proxySender struct {
-	conn    *mld.Conn
+	conn    MLDConn
 	stopped atomic.Bool
 }
 
@@ -47,12 +47,12 @@ func (d *Daemon) startProxy(ctx context.Context, up config.Upstream) error {
 	if ifc == nil {
 		return fmt.Errorf("mld-proxy: upstream interface %q is not configured", up.Interface)
 	}
-	ll, err := linkLocal(ifc.index)
+	ll, err := d.sys.LinkLocal(ifc.index)
 	if err != nil {
 		return fmt.Errorf("upstream %s: %w", ifc.name, err)
 	}
 	log := d.log.With("component", "mld-proxy", "interface", ifc.name)
-	conn, err := d.listenMLD(ifc.name, ll, log)
+	conn, err := d.sys.ListenMLD(ifc.name, ll, log)
 	if err != nil {
 		return fmt.Errorf("upstream %s: mld socket: %w", ifc.name, err)
 	}

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"time"
 
@@ -37,12 +36,13 @@ type rbsService struct {
 }
 
 // newService builds (does not start) the service of a configuration.
-func newService(sc *config.RBS, sysname string, log *slog.Logger) (*rbs.Service, error) {
+func (d *Daemon) newService(sc *config.RBS, sysname string) (*rbs.Service, error) {
 	// Reconnect quickly: a returning master must be resynchronised well
 	// within its preempt delay (the reference uses 10 s), and a SYN every
 	// 2 s costs nothing.
 	c := rbs.Config{Name: sc.Name, SysName: sysname, Source: sc.SourceIPv6, Peer: sc.PeerIPv6, Port: sc.Port, HoldTime: sc.HoldTime,
 		ReconnectMin: 200 * time.Millisecond, ReconnectMax: 2 * time.Second}
+	c.Dial, c.Listen = d.sys.RBSTransport(sc)
 	if sc.TLS != nil {
 		tc, err := rbs.TLSConfig(sc.TLS.Cert, sc.TLS.Key, sc.TLS.CA)
 		if err != nil {
@@ -53,13 +53,13 @@ func newService(sc *config.RBS, sysname string, log *slog.Logger) (*rbs.Service,
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("remote-backup-service %s: %w", sc.Name, err)
 	}
-	return rbs.New(c, log.With("component", "rbs", "service", sc.Name)), nil
+	return rbs.New(c, d.log.With("component", "rbs", "service", sc.Name)), nil
 }
 
 func (d *Daemon) startRBS(ctx context.Context) error {
 	for i := range d.cfg.Services {
 		sc := &d.cfg.Services[i]
-		svc, err := newService(sc, d.cfg.Sysname, d.log)
+		svc, err := d.newService(sc, d.cfg.Sysname)
 		if err != nil {
 			return err
 		}
@@ -132,14 +132,15 @@ func (d *Daemon) unbindProfile(b *backup) {
 func (d *Daemon) runService(ctx context.Context, s *rbsService) {
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.done = make(chan struct{})
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
+	// A service that stops on an error leaves its profiles unsynced
+	// but the router running (the peer shows it down): logged.
+	d.group.Go(func() error {
 		defer close(s.done)
 		if err := s.svc.Run(ctx); err != nil {
 			d.log.Error("rbs service", "service", s.cfg.Name, "err", err)
 		}
-	}()
+		return nil
+	})
 }
 
 // stopService ends a service's Run and waits for it: its session closes

@@ -11,7 +11,6 @@ import (
 
 	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/sync/rbs"
-	"github.com/vishvananda/netlink"
 )
 
 // ErrNeedsRestart is returned by Reload for changes it cannot apply in
@@ -157,7 +156,7 @@ func (d *Daemon) prepare(next *config.Config, cs *config.ChangeSet) (*prepared, 
 		if ch := cs.Interface(ic.Name); ch == nil || ch.Op != config.Added {
 			continue
 		}
-		nl, err := net.InterfaceByName(ic.Name)
+		nl, err := d.sys.Interface(ic.Name)
 		if err != nil {
 			return nil, fmt.Errorf("interfaces[%d] %s: %w", i, ic.Name, err)
 		}
@@ -543,10 +542,8 @@ func (d *Daemon) addGroup(ctx context.Context, ifc *iface, gc *config.VRRP6) err
 		return err
 	}
 	d.initTracking(g.router, gc.TrackInterfaces)
-	up := true
-	if l, err := netlink.LinkByIndex(ifc.index); err == nil {
-		up = linkUp(l)
-	}
+	up, ok := d.sys.LinkUp(ifc.name)
+	up = up || !ok
 	if up {
 		if err := g.router.Start(); err != nil {
 			ifc.demux.Remove(g.vrid)

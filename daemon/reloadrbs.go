@@ -72,7 +72,7 @@ func (d *Daemon) prepareRBS(next *config.Config, pl *rbsPlan) (map[string]*rbs.S
 	}
 	out := map[string]*rbs.Service{}
 	for _, name := range pl.start {
-		svc, err := newService(next.Service(name), next.Sysname, d.log)
+		svc, err := d.newService(next.Service(name), next.Sysname)
 		if err != nil {
 			return nil, err
 		}

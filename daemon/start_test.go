@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/internal/netnstest"
 	"golang.org/x/sys/unix"
@@ -157,19 +156,21 @@ func startChildCase(fault, path string) error {
 	if err != nil {
 		return err
 	}
-	d, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	sys := mldFault{}
+	switch fault {
+	case "enoprotoopt", "enoprotoopt-adopted":
+		sys.listen = func(ifname string) (MLDConn, error) {
+			return nil, fmt.Errorf("mld socket %s: MRT6_INIT: %w", ifname, unix.ENOPROTOOPT)
+		}
+	case "panic":
+		sys.listen = func(string) (MLDConn, error) { panic("injected mld socket panic") }
+	}
+	d, err := NewOn(sys, cfg, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {
 		return err
 	}
 	switch fault {
-	case "enoprotoopt", "enoprotoopt-adopted":
-		d.listenMLD = func(ifname string, _ netip.Addr, _ *slog.Logger) (*mld.Conn, error) {
-			return nil, fmt.Errorf("mld socket %s: MRT6_INIT: %w", ifname, unix.ENOPROTOOPT)
-		}
-	case "panic":
-		d.listenMLD = func(string, netip.Addr, *slog.Logger) (*mld.Conn, error) {
-			panic("injected mld socket panic")
-		}
+	case "enoprotoopt", "enoprotoopt-adopted", "panic":
 	case "none":
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -200,4 +201,17 @@ func startChildCase(fault, path string) error {
 		return fmt.Errorf("API socket: %v", err)
 	}
 	return nil
+}
+
+// mldFault is the kernel with the MLD socket replaced (when listen is set).
+type mldFault struct {
+	Kernel
+	listen func(ifname string) (MLDConn, error)
+}
+
+func (f mldFault) ListenMLD(ifname string, ll netip.Addr, log *slog.Logger) (MLDConn, error) {
+	if f.listen != nil {
+		return f.listen(ifname)
+	}
+	return f.Kernel.ListenMLD(ifname, ll, log)
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // vrrpGroup is one configured VRRP6 group. cfg is guarded by Daemon.mu
@@ -73,7 +72,7 @@ func (d *Daemon) openVRRP(ctx context.Context, ifc *iface) error {
 	ll := ifc.linkLocal
 	if !ll.IsValid() {
 		var err error
-		if ll, err = linkLocal(ifc.index); err != nil {
+		if ll, err = d.sys.LinkLocal(ifc.index); err != nil {
 			return fmt.Errorf("interface %s: %w", ifc.name, err)
 		}
 	}
@@ -91,7 +90,7 @@ func (d *Daemon) openVRRP(ctx context.Context, ifc *iface) error {
 		return err
 	}
 	log := d.log.With("component", "vrrp6", "interface", ifc.name)
-	conn, err := vrrp6.Listen(ifc.name, log)
+	conn, err := d.sys.ListenVRRP(ifc.name, log)
 	if err != nil {
 		return fmt.Errorf("interface %s: vrrp6 socket: %w", ifc.name, err)
 	}
@@ -99,13 +98,15 @@ func (d *Daemon) openVRRP(ctx context.Context, ifc *iface) error {
 	d.mu.Lock()
 	ifc.linkLocal, ifc.vrrpConn, ifc.demux = ll, conn, demux
 	d.mu.Unlock()
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
+	// A VRRP6 router that hears nothing takes over: a socket that fails
+	// for good would make two Masters. The daemon ends instead (its
+	// groups send priority 0 on the way out; the pinned fast path stays).
+	d.group.Go(func() error {
 		if err := conn.Serve(demux); err != nil && ctx.Err() == nil {
-			log.Error("vrrp6 socket", "err", err)
+			return fmt.Errorf("interface %s: vrrp6 socket: %w", ifc.name, err)
 		}
-	}()
+		return nil
+	})
 	return nil
 }
 
@@ -210,17 +211,15 @@ func (d *Daemon) resyncGate(ifc *iface) { d.track.Configure(d.trackIface(ifc)) }
 // (nodad) and the virtual MAC in its unicast filter while Master, removed
 // while Backup (RFC 9568 6.4; "bridge fdb add VMAC dev IF self"). It runs
 // on the tracker's goroutine after the fast path is written.
-type hostAddrs struct{ log *slog.Logger }
+type hostAddrs struct {
+	sys System
+	log *slog.Logger
+}
 
 func (h hostAddrs) SetVirtual(ifindex int, vips []netip.Addr, vmac net.HardwareAddr, master bool) {
 	h.sync(ifindex, vips, master)
-	fdb := &netlink.Neigh{LinkIndex: ifindex, Family: unix.AF_BRIDGE, Flags: netlink.NTF_SELF, State: netlink.NUD_PERMANENT, HardwareAddr: vmac}
-	if master {
-		if err := netlink.NeighAppend(fdb); err != nil && !errors.Is(err, unix.EEXIST) {
-			h.log.Debug("virtual mac unicast filter", "ifindex", ifindex, "err", err)
-		}
-	} else if err := netlink.NeighDel(fdb); err != nil {
-		h.log.Debug("virtual mac unicast filter removal", "ifindex", ifindex, "err", err)
+	if err := h.sys.SetUnicastMAC(ifindex, vmac, master); err != nil {
+		h.log.Debug("virtual mac unicast filter", "ifindex", ifindex, "add", master, "err", err)
 	}
 }
 
@@ -229,48 +228,30 @@ func (h hostAddrs) MoveVirtual(ifindex int, gone, added []netip.Addr) {
 	h.sync(ifindex, added, true)
 }
 
-// sync adds (master) or removes virtual IPs on the interface.
+// sync adds (master) or removes virtual IPs on the interface: /128 for a
+// link-local one, /64 for the others.
 func (h hostAddrs) sync(ifindex int, vips []netip.Addr, master bool) {
-	if len(vips) == 0 {
-		return
-	}
-	l, err := netlink.LinkByIndex(ifindex)
-	if err != nil {
-		h.log.Error("virtual addresses", "ifindex", ifindex, "err", err)
-		return
-	}
-	log := h.log.With("interface", l.Attrs().Name)
 	for _, a := range vips {
 		bits := 128
 		if !a.IsLinkLocalUnicast() {
 			bits = 64
 		}
-		na := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, 128)}, Flags: unix.IFA_F_NODAD}
+		p := netip.PrefixFrom(a, bits)
 		if master {
-			if err := netlink.AddrAdd(l, na); err != nil && !errors.Is(err, unix.EEXIST) {
-				log.Warn("add virtual ip", "addr", a, "err", err)
+			if err := h.sys.AddAddr(ifindex, p); err != nil {
+				h.log.Warn("add virtual ip", "ifindex", ifindex, "addr", a, "err", err)
 			}
-		} else if err := netlink.AddrDel(l, na); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
-			log.Warn("remove virtual ip", "addr", a, "err", err)
+		} else if err := h.sys.DelAddr(ifindex, p); err != nil {
+			h.log.Warn("remove virtual ip", "ifindex", ifindex, "addr", a, "err", err)
 		}
 	}
-}
-
-// linkUp reports whether a link is operationally up (or up with an
-// unknown operational state, as dummy interfaces are).
-func linkUp(l netlink.Link) bool {
-	a := l.Attrs()
-	return a.OperState == netlink.OperUp || a.Flags&net.FlagUp != 0 && a.OperState == netlink.OperUnknown
 }
 
 // initTracking gives a group's router the current state of the interfaces
 // it tracks (at start, and when a reload adds or changes the group).
 func (d *Daemon) initTracking(r *vrrp6.Router, tracks []config.Track) {
 	for _, t := range tracks {
-		up := false
-		if l, err := netlink.LinkByName(t.Name); err == nil {
-			up = linkUp(l)
-		}
+		up, _ := d.sys.LinkUp(t.Name)
 		if err := r.SetTrackedDown(t.Name, !up); err != nil {
 			d.log.Warn("track interface", "interface", t.Name, "err", err)
 		}
@@ -290,22 +271,26 @@ func (d *Daemon) watchLinks(ctx context.Context) {
 	}
 	ch := make(chan netlink.LinkUpdate, 64)
 	done := make(chan struct{})
-	if err := netlink.LinkSubscribe(ch, done); err != nil {
+	if err := d.sys.SubscribeLinks(ch, done); err != nil {
 		d.log.Error("watch links", "err", err)
 		return
 	}
 	d.linkWatch = true
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
+	d.group.Go(func() error {
 		defer close(done)
 		// Groups are started with their link taken as up.
 		linkState := map[string]bool{}
 		for {
 			select {
 			case <-ctx.Done():
-				return
-			case u := <-ch:
+				return nil
+			case u, ok := <-ch:
+				if !ok {
+					// Blind to link changes, VRRP6 would stay Master on a
+					// dead link: end the daemon (netlink closed the
+					// subscription on a receive error).
+					return errors.New("watch links: the netlink subscription ended")
+				}
 				name := u.Attrs().Name
 				up := u.Attrs().OperState == netlink.OperUp
 				var own, tracking []*vrrpGroup
@@ -342,7 +327,7 @@ func (d *Daemon) watchLinks(ctx context.Context) {
 				}
 			}
 		}
-	}()
+	})
 }
 
 // shutdownVRRP sends priority 0 adverts so the Backup takes over after
