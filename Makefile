@@ -10,7 +10,7 @@ BPF_CFLAGS ?= -O2 -g -Wall -Werror -I/usr/include/$(shell uname -m)-linux-gnu
 export BPF_CLANG BPF_CFLAGS
 
 DEB_BUILD := clang-14 llvm-14 libbpf-dev
-DEB_TEST := bpftool smcroute netsniff-ng keepalived tcpdump python3-scapy python3-yaml ndisc6 ethtool iproute2 iputils-ping util-linux procps hostname tshark frr
+DEB_TEST := bpftool smcroute netsniff-ng keepalived tcpdump python3-scapy python3-yaml ndisc6 ethtool iproute2 iputils-ping util-linux procps hostname tshark frr gcc libc6-dev
 
 .PHONY: all generate build test test-unit bench lab deps-build deps-test install clean
 
@@ -45,6 +45,9 @@ build:
 test: deps-test build
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 1 -timeout 30m ./...
+	@# The daemon's own logic (phases, transition to gate, MLD <-> RBS,
+	@# reload, on fakes) and its config, under the race detector.
+	$(GO) test -race -count=1 -timeout 10m ./daemon/...
 
 # Every benchmark in turn (scripts/bench), then bench/results.md and the
 # plots bench/*.png (matplotlib). BENCH_ARGS=--quick: a smoke run, its
