@@ -89,6 +89,29 @@ type StateChange struct {
 	LocalDiscr  uint32
 	RemoteDiscr uint32
 	Time        time.Time
+	// RemoteState is the peer's state as last received (Down after a
+	// Detection Time expiry, which resets it).
+	RemoteState State
+	// LastRx is when the last packet from the peer arrived before the
+	// change (its kernel arrival time when the receiver gave one), and
+	// DetectTime the Detection Time in force then: a Down by expiry (diag
+	// ControlDetectionTimeExpired) was due at LastRx + DetectTime and
+	// declared at Time.
+	LastRx     time.Time
+	DetectTime time.Duration
+	// Failed says whether the session counts as failed for whoever tracks
+	// it (VRRP6, remote backup services), after this change: set when it
+	// goes from Up to Down, unless the peer signalled AdminDown (RFC 5882
+	// §3.2: that is no path failure); cleared when it comes Up or is put in
+	// AdminDown locally. A session that has never been Up has not failed.
+	Failed bool
+}
+
+// Silent reports whether the change is a failure in which the peer went
+// silent (the Detection Time expired), as opposed to a peer that signals
+// Down and so is alive.
+func (c StateChange) Silent() bool {
+	return c.Failed && c.To == StateDown && c.Diag == DiagControlDetectionTimeExpired
 }
 
 // Observer learns of state changes. OnStateChange is called synchronously
@@ -117,6 +140,12 @@ type Received struct {
 	// HopLimit is the received IPv6 hop limit, -1 when the kernel gave none.
 	HopLimit int
 	Payload  []byte
+	// Time is the packet's arrival (the kernel's receive timestamp); zero
+	// means now. The Detection Time is judged against it: a packet that
+	// arrived in time keeps the session Up even when it is handled after
+	// the deadline, and one that arrived after the deadline does not
+	// save a session whose timer has not run yet.
+	Time time.Time
 }
 
 // Session is one BFD session in asynchronous mode, running the state
@@ -158,6 +187,12 @@ type Session struct {
 	remoteMult      uint8
 	remoteDiag      Diag
 
+	// rxCaughtUp, when set, says up to when the receive socket has been
+	// read: an expiry is put off while packets that arrived before the
+	// deadline may still be queued (a flood in front of them), for at
+	// most one more Detection Time.
+	rxCaughtUp func() time.Time
+
 	tx          rtimer
 	txIval      time.Duration // the interval the pending transmission was scheduled with
 	lastTx      time.Time
@@ -165,12 +200,21 @@ type Session struct {
 	detDeadline time.Time
 	lastRx      time.Time
 
-	lastChange  time.Time
-	upSince     time.Time
+	lastChange time.Time
+	upSince    time.Time
+	failed     bool
+	// expired holds LastRx and the Detection Time for the StateChange of
+	// a Down by expiry, whose remote variables are reset before it.
+	expired     *expiry
 	sendFailing bool
 	buf         [HeaderLen]byte
 	stats       Stats
 	history     []TransitionRecord
+}
+
+type expiry struct {
+	lastRx time.Time
+	detect time.Duration
 }
 
 type rtimer struct {
@@ -351,12 +395,25 @@ func (s *Session) receive(rx Received, p *Packet) (DropReason, error) {
 	if len(p.Auth) > 0 {
 		return DropAuth, fmt.Errorf("auth type %d: no authentication in use", p.AuthType())
 	}
-	return s.process(p)
+	return s.process(p, rx.Time)
 }
 
-// process is the reception of RFC 5880 §6.8.6 after the checks.
-func (s *Session) process(p *Packet) (DropReason, error) {
+// process is the reception of RFC 5880 §6.8.6 after the checks; arrived
+// is the packet's arrival time (zero: now).
+func (s *Session) process(p *Packet, arrived time.Time) (DropReason, error) {
 	now := s.clock.Now()
+	at := now
+	if !arrived.IsZero() && arrived.Before(now) {
+		at = arrived
+	}
+	if s.det.t != nil && at.After(s.detDeadline) {
+		// The Detection Time ran out before this packet arrived; its
+		// timer has not run yet (the receiving thread woke late, or the
+		// packet overtook the timer in the same wake). It expires first,
+		// so that a late wake does not hide a real gap.
+		s.stop(&s.det)
+		s.expireDetect(now)
+	}
 	s.remoteDiscr = p.MyDiscr
 	s.remoteState = p.State
 	s.remoteDemand = p.Demand
@@ -407,7 +464,7 @@ func (s *Session) process(p *Packet) (DropReason, error) {
 		}
 	}
 	// Received, for the Detection Time (RFC 5880 §6.8.4).
-	s.lastRx = now
+	s.lastRx = at
 	s.refreshDetect(now)
 	return 0, nil
 }
@@ -427,6 +484,19 @@ func (s *Session) transition(to State, diag Diag) {
 	case from == StateUp:
 		s.upSince = time.Time{}
 		s.stats.DownCount++
+	}
+	switch {
+	case to == StateUp || to == StateAdminDown:
+		s.failed = false
+	case s.remoteState == StateAdminDown:
+		s.failed = false
+	case from == StateUp:
+		s.failed = true
+	}
+	lastRx, detect := s.lastRx, s.detectTime()
+	if s.expired != nil {
+		lastRx, detect = s.expired.lastRx, s.expired.detect
+		s.expired = nil
 	}
 	if len(s.history) == maxHistory {
 		s.history = slices.Delete(s.history, 0, 1)
@@ -451,6 +521,7 @@ func (s *Session) transition(to State, diag Diag) {
 			Name: s.cfg.Name, Interface: s.cfg.Interface, Peer: s.cfg.Peer,
 			From: from, To: to, Diag: diag,
 			LocalDiscr: s.localDiscr, RemoteDiscr: s.remoteDiscr, Time: now,
+			RemoteState: s.remoteState, LastRx: lastRx, DetectTime: detect, Failed: s.failed,
 		})
 	}
 }
@@ -625,6 +696,20 @@ func (s *Session) fireDetect() {
 		s.arm(&s.det, s.detDeadline.Sub(now), s.fireDetect)
 		return
 	}
+	if s.rxCaughtUp != nil && s.rxCaughtUp().Before(s.detDeadline) && now.Before(s.detDeadline.Add(s.detectTime())) {
+		s.stats.DetectDeferred++
+		s.arm(&s.det, detectRecheck, s.fireDetect)
+		return
+	}
+	s.expireDetect(now)
+}
+
+// detectRecheck is how soon a put-off expiry is looked at again.
+const detectRecheck = 50 * time.Microsecond
+
+// expireDetect is the expiry of the Detection Time.
+func (s *Session) expireDetect(now time.Time) {
+	s.expired = &expiry{lastRx: s.lastRx, detect: s.detectTime()}
 	// RFC 5880 §6.8.1: bfd.RemoteDiscr is zeroed when the detection timer
 	// expires; the other remote variables return to their initial values.
 	s.remoteDiscr = 0
@@ -635,9 +720,11 @@ func (s *Session) fireDetect() {
 	s.lastRx = time.Time{}
 	if s.state == StateInit || s.state == StateUp {
 		s.stats.DetectExpired++
+		s.stats.LastDetectLateness = now.Sub(s.expired.lastRx.Add(s.expired.detect))
 		s.transition(StateDown, DiagControlDetectionTimeExpired)
 		return
 	}
+	s.expired = nil
 	s.updateTimersLocked(now)
 }
 
@@ -698,9 +785,11 @@ type Status struct {
 
 	LastChange time.Time
 	// UpSince is when the session came Up (zero unless Up).
-	UpSince     time.Time
-	LastRx      time.Time
-	LastTx      time.Time
+	UpSince time.Time
+	LastRx  time.Time
+	LastTx  time.Time
+	// Failed is StateChange.Failed as of now.
+	Failed      bool
 	Transitions []TransitionRecord
 	Stats       Stats
 }
@@ -739,6 +828,7 @@ func (s *Session) Status() Status {
 		UpSince:             s.upSince,
 		LastRx:              s.lastRx,
 		LastTx:              s.lastTx,
+		Failed:              s.failed,
 		Transitions:         slices.Clone(s.history),
 		Stats:               s.stats,
 	}

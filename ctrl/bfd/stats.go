@@ -3,6 +3,7 @@ package bfd
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // DropReason classifies a discarded BFD Control packet (RFC 5880 §6.8.6,
@@ -109,8 +110,14 @@ type Stats struct {
 	// Down or AdminDown.
 	UpCount   uint64
 	DownCount uint64
-	// DetectExpired counts expiries of the Detection Time in Init or Up.
-	DetectExpired uint64
+	// DetectExpired counts expiries of the Detection Time in Init or Up;
+	// LastDetectLateness is how long after the deadline (last arrival plus
+	// the Detection Time) the last of them was declared.
+	DetectExpired      uint64
+	LastDetectLateness time.Duration
+	// DetectDeferred counts expiries put off because the receive socket
+	// still held packets that had arrived before the deadline.
+	DetectDeferred uint64
 	// Drops counts dropped packets by DropReason.
 	Drops [NumDropReasons]uint64
 }
