@@ -61,7 +61,7 @@ func BenchmarkSendLoopJitter(b *testing.B) {
 
 // cpuHogs starts n busy shell loops (separate processes, like the rest of
 // a loaded box) and returns a function that kills them.
-func cpuHogs(b *testing.B, n int) func() {
+func cpuHogs(b testing.TB, n int) func() {
 	var cmds []*exec.Cmd
 	for range n {
 		c := exec.CommandContext(context.Background(), "sh", "-c", "while :; do :; done")
