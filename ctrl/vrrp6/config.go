@@ -23,6 +23,53 @@ type Track struct {
 	Reduced uint8
 }
 
+// TrackBFDMode is what a tracked BFD session's failure does to a virtual
+// router.
+type TrackBFDMode uint8
+
+// Modes of TrackBFD.
+const (
+	// TrackBFDPeer: the session runs to the other router of the group,
+	// on the group's own interface (VRP "vrrp6 vrid N track bfd-session
+	// ... peer"). When it fails on a Backup because the peer went silent,
+	// the Backup becomes Master at once instead of waiting for
+	// Master_Down_Interval, unless the split-brain guard of HandleBFD
+	// says the Master is still there.
+	TrackBFDPeer TrackBFDMode = iota
+	// TrackBFDReduce: while the session is failed the priority is lowered
+	// by Reduced (VRP "track bfd-session ... reduced N"), as for a
+	// tracked interface.
+	TrackBFDReduce
+	// TrackBFDStepDown: while the session is failed the priority is 1,
+	// and a Master gives up at once with a priority 0 advert, so that the
+	// Backup takes over after Skew_Time (RFC 9568 §6.4.2) rather than
+	// after its Master_Down_Interval.
+	TrackBFDStepDown
+)
+
+func (m TrackBFDMode) String() string {
+	switch m {
+	case TrackBFDPeer:
+		return "peer"
+	case TrackBFDReduce:
+		return "reduce"
+	case TrackBFDStepDown:
+		return "step-down"
+	}
+	return fmt.Sprintf("TrackBFDMode(%d)", uint8(m))
+}
+
+// TrackBFD makes the virtual router follow a BFD session (see
+// Router.HandleBFD).
+type TrackBFD struct {
+	// Session is the BFD session's name.
+	Session string
+	Mode    TrackBFDMode
+	// Reduced is the priority reduction of TrackBFDReduce (1..255); 0
+	// for the other modes.
+	Reduced uint8
+}
+
 // Config configures one virtual router, identified by (Interface, VRID).
 type Config struct {
 	// Interface is the name of the interface the virtual router runs on.
@@ -62,6 +109,8 @@ type Config struct {
 	// Track lists the tracked interfaces and their priority reductions.
 	// The effective priority never drops below 1; the owner's stays 255.
 	Track []Track
+	// TrackBFD lists the tracked BFD sessions.
+	TrackBFD []TrackBFD
 	// History is how many transitions Status keeps (default 16).
 	History int
 }
@@ -125,6 +174,22 @@ func (c *Config) Validate() error {
 		if t.Reduced == 0 {
 			return fmt.Errorf("%s: track %q: reduced must be 1..255", where, t.Name)
 		}
+	}
+	sessions := make(map[string]bool, len(c.TrackBFD))
+	for i, t := range c.TrackBFD {
+		switch {
+		case t.Session == "":
+			return fmt.Errorf("%s: track bfd %d: session name is empty", where, i)
+		case sessions[t.Session]:
+			return fmt.Errorf("%s: track bfd %q listed twice", where, t.Session)
+		case t.Mode > TrackBFDStepDown:
+			return fmt.Errorf("%s: track bfd %q: unknown mode %v", where, t.Session, t.Mode)
+		case t.Mode == TrackBFDReduce && t.Reduced == 0:
+			return fmt.Errorf("%s: track bfd %q: reduced must be 1..255", where, t.Session)
+		case t.Mode != TrackBFDReduce && t.Reduced != 0:
+			return fmt.Errorf("%s: track bfd %q: reduced applies to mode reduce only, not %v", where, t.Session, t.Mode)
+		}
+		sessions[t.Session] = true
 	}
 	if c.History < 0 {
 		return fmt.Errorf("%s: history %d is negative", where, c.History)

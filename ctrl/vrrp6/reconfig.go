@@ -57,6 +57,7 @@ type AddrChange struct {
 func (r *Router) Reconfigure(cfg Config) error {
 	cfg.VirtualAddrs = slices.Clone(cfg.VirtualAddrs)
 	cfg.Track = slices.Clone(cfg.Track)
+	cfg.TrackBFD = slices.Clone(cfg.TrackBFD)
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -75,6 +76,11 @@ func (r *Router) Reconfigure(cfg Config) error {
 	for name := range r.trackedDown {
 		if !slices.ContainsFunc(cfg.Track, func(t Track) bool { return t.Name == name }) {
 			delete(r.trackedDown, name)
+		}
+	}
+	for name := range r.bfdDown {
+		if !slices.ContainsFunc(cfg.TrackBFD, func(t TrackBFD) bool { return t.Session == name }) {
+			delete(r.bfdDown, name)
 		}
 	}
 	oldPrio, oldAdv := r.effPrio, r.advInt

@@ -63,6 +63,11 @@ const (
 	ReasonEqualPriorityHigherAddress
 	// ReasonShutdown: Shutdown event (RFC 9568 §6.4.2, §6.4.3).
 	ReasonShutdown
+	// ReasonBFDPeerDown: a Backup's tracked peer BFD session failed, the
+	// peer silent and no advert heard since (HandleBFD).
+	ReasonBFDPeerDown
+	// ReasonBFDStepDown: a Master's tracked step-down BFD session failed.
+	ReasonBFDStepDown
 )
 
 func (r Reason) String() string {
@@ -85,6 +90,10 @@ func (r Reason) String() string {
 		return "EqualPriorityHigherAddress"
 	case ReasonShutdown:
 		return "Shutdown"
+	case ReasonBFDPeerDown:
+		return "BFDPeerDown"
+	case ReasonBFDStepDown:
+		return "BFDStepDown"
 	}
 	return fmt.Sprintf("Reason(%d)", uint8(r))
 }
@@ -156,10 +165,14 @@ type Router struct {
 	actions Actions
 	log     *slog.Logger
 
-	mu           sync.Mutex
-	state        State
-	effPrio      uint8
-	trackedDown  map[string]bool
+	mu          sync.Mutex
+	state       State
+	effPrio     uint8
+	trackedDown map[string]bool
+	bfdDown     map[string]bool
+	// lastAdvert is when the last advert with a nonzero priority from
+	// another router was accepted for processing (the split-brain guard).
+	lastAdvert   time.Time
 	masterAdvInt uint16 // Master_Adver_Interval, centiseconds
 	masterAddr   netip.Addr
 	masterPrio   uint8
@@ -186,6 +199,7 @@ type rtimer struct {
 func NewRouter(cfg Config, clock Clock, sender Sender, actions Actions, log *slog.Logger) (*Router, error) {
 	cfg.VirtualAddrs = slices.Clone(cfg.VirtualAddrs)
 	cfg.Track = slices.Clone(cfg.Track)
+	cfg.TrackBFD = slices.Clone(cfg.TrackBFD)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -206,6 +220,7 @@ func NewRouter(cfg Config, clock Clock, sender Sender, actions Actions, log *slo
 		actions:     actions,
 		log:         log.With("interface", cfg.Interface, "vrid", cfg.VRID),
 		trackedDown: make(map[string]bool),
+		bfdDown:     make(map[string]bool),
 	}
 	r.effPrio = r.effectivePriority()
 	r.masterAdvInt = r.advInt
@@ -240,6 +255,17 @@ func (r *Router) effectivePriority() uint8 {
 	for _, t := range r.cfg.Track {
 		if r.trackedDown[t.Name] {
 			p -= int(t.Reduced)
+		}
+	}
+	for _, t := range r.cfg.TrackBFD {
+		if !r.bfdDown[t.Session] {
+			continue
+		}
+		switch t.Mode {
+		case TrackBFDReduce:
+			p -= int(t.Reduced)
+		case TrackBFDStepDown:
+			p = -256 // 1 whatever else is tracked
 		}
 	}
 	return uint8(max(p, 1))
@@ -351,6 +377,8 @@ func (r *Router) HandleAdvert(src, dst netip.Addr, hopLimit int, payload []byte)
 	r.checkAddrs(src, a)
 	if a.Priority == PriorityShutdown {
 		r.stats.PriorityZeroReceived++
+	} else {
+		r.lastAdvert = r.clock.Now()
 	}
 	switch r.state {
 	case StateBackup:

@@ -699,7 +699,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestStrings(t *testing.T) {
-	for r := ReasonNone; r <= ReasonShutdown; r++ {
+	for r := ReasonNone; r <= ReasonBFDStepDown; r++ {
 		if strings.HasPrefix(r.String(), "Reason(") {
 			t.Errorf("reason %d has no name", r)
 		}

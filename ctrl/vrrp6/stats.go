@@ -84,6 +84,15 @@ type Stats struct {
 	// (RFC 9568 §6.4.2 preempt, §6.4.3 lower priority).
 	LowerPriorityDiscarded uint64
 	PreemptDelayStarted    uint64
+	// BFDTakeovers counts Backups that became Master at once on a failed
+	// peer BFD session; the BFDRefused counters the failures HandleBFD
+	// did not act on, by the rule that held it back (see HandleBFD);
+	// BFDStepDowns counts Masters that stepped down.
+	BFDTakeovers          uint64
+	BFDRefusedSignalled   uint64
+	BFDRefusedOtherLink   uint64
+	BFDRefusedMasterHeard uint64
+	BFDStepDowns          uint64
 	// Drops counts dropped packets by DropReason.
 	Drops [NumDropReasons]uint64
 }
@@ -170,8 +179,10 @@ type Status struct {
 	AdverRemaining        time.Duration
 	PreemptDelayRemaining time.Duration
 	TrackedDown           []string
-	Transitions           []TransitionRecord
-	Stats                 Stats
+	// TrackedBFDDown lists the tracked BFD sessions that are failed.
+	TrackedBFDDown []string
+	Transitions    []TransitionRecord
+	Stats          Stats
 }
 
 // Status returns a snapshot of r.
@@ -185,7 +196,14 @@ func (r *Router) Status() Status {
 			down = append(down, t.Name)
 		}
 	}
+	var bfdDown []string
+	for _, t := range r.cfg.TrackBFD {
+		if r.bfdDown[t.Session] {
+			bfdDown = append(bfdDown, t.Session)
+		}
+	}
 	return Status{
+		TrackedBFDDown:        bfdDown,
 		Interface:             r.cfg.Interface,
 		VRID:                  r.cfg.VRID,
 		State:                 r.state,
