@@ -40,6 +40,30 @@ const (
 	DefaultPreempt           = true
 	DefaultAdvertiseInterval = 1 * time.Second // RFC 9568 §5.2.7
 	DefaultTrackReduced      = 10              // VRP "track interface ... reduced" default
+
+	DefaultBFDMinTx            = 10 * time.Millisecond // VRP "min-tx-interval" default
+	DefaultBFDMinRx            = 10 * time.Millisecond // VRP "min-rx-interval" default
+	DefaultBFDMultiplier       = 3                     // VRP "detect-multiplier" default
+	DefaultBFDRealtimePriority = 10                    // SCHED_FIFO priority of the BFD engine thread
+	DefaultTrackBFDMode        = TrackBFDPeer
+)
+
+// TrackBFDMode is what a failed BFD session tracked by a VRRP6 group does
+// (vrrp6[].track-bfd[].mode).
+type TrackBFDMode string
+
+// Track modes.
+const (
+	// TrackBFDPeer: the session runs to the other router of the group on
+	// the group's interface; when the peer goes silent a Backup becomes
+	// Master at once (VRP "track bfd-session ... peer").
+	TrackBFDPeer TrackBFDMode = "peer"
+	// TrackBFDReduce: the priority is lowered by reduced while the
+	// session is failed (VRP "track bfd-session ... reduced N").
+	TrackBFDReduce TrackBFDMode = "reduce"
+	// TrackBFDStepDown: while the session is failed a Master gives up at
+	// once (priority 0 advert) and the priority is 1.
+	TrackBFDStepDown TrackBFDMode = "step-down"
 )
 
 // EgressMode selects how copies leave an interface.
@@ -107,6 +131,40 @@ type Config struct {
 	Services   []RBS       // remote-backup-services
 	Profiles   []RBP       // remote-backup-profiles
 	Interfaces []Interface // interfaces
+	// BFD is the bfd section; nil when the file has none.
+	BFD *BFD
+}
+
+// BFD is Bidirectional Forwarding Detection (RFC 5880, 5881: single hop,
+// IPv6, asynchronous mode).
+type BFD struct {
+	// RealtimePriority is the SCHED_FIFO priority of the engine thread,
+	// 1..99; 0 runs it SCHED_OTHER.
+	RealtimePriority int
+	Sessions         []BFDSession
+}
+
+// BFDSession is one session towards a peer on an interface (VRP "bfd NAME
+// bind peer-ipv6 ... interface ...").
+type BFDSession struct {
+	Name      string
+	Interface string
+	Peer      netip.Addr
+	Source    netip.Addr // zero: the kernel's choice
+	// MinTx is the Desired Min TX Interval, MinRx the Required Min RX
+	// Interval, Multiplier the Detect Mult (RFC 5880 §4.1).
+	MinTx      time.Duration
+	MinRx      time.Duration
+	Multiplier uint8
+	// Passive sends nothing until the peer is heard (RFC 5880 §6.1).
+	Passive bool
+}
+
+// TrackBFD makes a VRRP6 group follow a BFD session.
+type TrackBFD struct {
+	Session string
+	Mode    TrackBFDMode
+	Reduced uint8 // mode reduce only
 }
 
 // API is the local control and metrics endpoint.
@@ -153,6 +211,10 @@ type RBS struct {
 	Port       uint16
 	HoldTime   time.Duration // 0: the RBS implementation's default
 	TLS        *TLS          // nil: plain TCP
+	// TrackBFD names the BFD session that watches this service's link
+	// ("": none); shown in display remote-backup-service. It never makes
+	// a VRRP6 Backup Master (docs/bfd.md, the split-brain rule).
+	TrackBFD string
 }
 
 // TLS configures TLS 1.3 with mutual authentication on an RBS channel.
@@ -223,6 +285,7 @@ type VRRP6 struct {
 	AdvertiseInterval time.Duration
 	AcceptMode        bool
 	TrackInterfaces   []Track
+	TrackBFD          []TrackBFD
 }
 
 // Track lowers a VRRP6 group's priority by Reduced while interface Name is
@@ -247,6 +310,19 @@ func (c *Config) Service(name string) *RBS {
 	for i := range c.Services {
 		if c.Services[i].Name == name {
 			return &c.Services[i]
+		}
+	}
+	return nil
+}
+
+// BFDSession returns the BFD session named name, or nil.
+func (c *Config) BFDSession(name string) *BFDSession {
+	if c.BFD == nil {
+		return nil
+	}
+	for i := range c.BFD.Sessions {
+		if c.BFD.Sessions[i].Name == name {
+			return &c.BFD.Sessions[i]
 		}
 	}
 	return nil

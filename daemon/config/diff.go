@@ -43,6 +43,12 @@ const (
 	PathRoutingEnable = "multicast.routing-enable"
 	PathUpstream      = "multicast.upstream"
 	PathStaticRoutes  = "multicast.static-routes"
+	// PathBFDRealtimePriority and PathBFDSessions are the bfd section's
+	// keys in the String forms.
+	PathBFDRealtimePriority = "bfd.realtime-priority"
+	PathBFDSessions         = "bfd.sessions"
+	// KeyTrackBFD is remote-backup-services[NAME].track-bfd.
+	KeyTrackBFD = "track-bfd"
 )
 
 // Keys of the parts of an interface [Diff] compares as a whole, below
@@ -72,6 +78,75 @@ type ChangeSet struct {
 	Services   []NamedChange // remote-backup-services, by name
 	Profiles   []NamedChange // remote-backup-profiles, by name
 	Interfaces []InterfaceChange
+}
+
+// BFDChange is what [DiffBFD] found changed in the bfd section and in
+// which BFD session each remote backup service tracks. (A VRRP6 group
+// whose track-bfd changed is in [ChangeSet.Interfaces], as a modified
+// group: Reconfigure applies it.)
+//
+// It is not (yet) a field of ChangeSet: daemon's TestChangeSetHandled
+// requires every ChangeSet field to be applied or refused by Reload, and
+// Reload does not know BFD yet. Once it does, this becomes ChangeSet.BFD.
+type BFDChange struct {
+	// RealtimePriority: bfd.realtime-priority (the engine thread's
+	// scheduling, set when it starts).
+	RealtimePriority bool
+	// Sessions lists the bfd.sessions added, removed or modified, by name.
+	Sessions []NamedChange
+	// ServiceTracks names the remote-backup-services that stay and whose
+	// track-bfd changed; a service whose track-bfd alone changed is not in
+	// Services (its channel need not restart).
+	ServiceTracks []string
+}
+
+// Empty reports whether nothing in the BFD part changed.
+func (b *BFDChange) Empty() bool {
+	return !b.RealtimePriority && len(b.Sessions) == 0 && len(b.ServiceTracks) == 0
+}
+
+// Session returns how the bfd session named name changed.
+func (b *BFDChange) Session(name string) ChangeOp { return opOf(b.Sessions, name) }
+
+// Strings lists the changes as [ChangeSet.Strings] does:
+// "bfd.realtime-priority modified", "bfd.sessions[lan] added",
+// "remote-backup-services[service1].track-bfd modified".
+func (b *BFDChange) Strings() []string {
+	var out []string
+	add := func(path string, op ChangeOp) { out = append(out, path+" "+op.String()) }
+	if b.RealtimePriority {
+		add(PathBFDRealtimePriority, Modified)
+	}
+	for _, c := range b.Sessions {
+		add(PathBFDSessions+"["+c.Name+"]", c.Op)
+	}
+	for _, n := range b.ServiceTracks {
+		add("remote-backup-services["+n+"]."+KeyTrackBFD, Modified)
+	}
+	return out
+}
+
+// DiffBFD computes what changed in BFD from old to new: the bfd section's
+// sessions by name, and the services whose track-bfd changed ([Diff]
+// leaves track-bfd out of its comparison of services).
+func DiffBFD(old, new *Config) BFDChange {
+	var cs BFDChange
+	for _, n := range new.Services {
+		if o := old.Service(n.Name); o != nil && o.TrackBFD != n.TrackBFD {
+			cs.ServiceTracks = append(cs.ServiceTracks, n.Name)
+		}
+	}
+	var oldBFD, newBFD BFD
+	if old.BFD != nil {
+		oldBFD = *old.BFD
+	}
+	if new.BFD != nil {
+		newBFD = *new.BFD
+	}
+	cs.RealtimePriority = oldBFD.RealtimePriority != newBFD.RealtimePriority
+	cs.Sessions = diffNamed(oldBFD.Sessions, newBFD.Sessions, func(s BFDSession) string { return s.Name },
+		func(name string, op ChangeOp) NamedChange { return NamedChange{name, op} })
+	return cs
 }
 
 // NamedChange is an added, removed or modified service or profile.
@@ -208,7 +283,8 @@ func (cs *ChangeSet) Strings() []string {
 // String is [ChangeSet.Strings] joined with ", ".
 func (cs *ChangeSet) String() string { return strings.Join(cs.Strings(), ", ") }
 
-// Diff computes what changed from old to new.
+// Diff computes what changed from old to new. The bfd section and the
+// services' track-bfd are [DiffBFD]'s.
 func Diff(old, new *Config) ChangeSet {
 	same := reflect.DeepEqual
 	cs := ChangeSet{
@@ -220,7 +296,16 @@ func Diff(old, new *Config) ChangeSet {
 		StaticRoutes:  !same(old.Multicast.StaticRoutes, new.Multicast.StaticRoutes),
 	}
 	named := func(name string, op ChangeOp) NamedChange { return NamedChange{name, op} }
-	cs.Services = diffNamed(old.Services, new.Services, func(s RBS) string { return s.Name }, named)
+	// A service whose track-bfd alone changed keeps its channel.
+	untracked := func(l []RBS) []RBS {
+		out := make([]RBS, len(l))
+		for i, s := range l {
+			s.TrackBFD = ""
+			out[i] = s
+		}
+		return out
+	}
+	cs.Services = diffNamed(untracked(old.Services), untracked(new.Services), func(s RBS) string { return s.Name }, named)
 	cs.Profiles = diffNamed(old.Profiles, new.Profiles, func(p RBP) string { return p.Name }, named)
 	for _, ic := range diffNamed(old.Interfaces, new.Interfaces, func(i Interface) string { return i.Name },
 		func(name string, op ChangeOp) InterfaceChange { return InterfaceChange{Name: name, Op: op} }) {

@@ -269,6 +269,29 @@ type rawConfig struct {
 	Services   []rawRBS       `mapstructure:"remote-backup-services"`
 	Profiles   []rawRBP       `mapstructure:"remote-backup-profiles"`
 	Interfaces []rawInterface `mapstructure:"interfaces"`
+	BFD        *rawBFD        `mapstructure:"bfd"`
+}
+
+type rawBFD struct {
+	RealtimePriority *int            `mapstructure:"realtime-priority"`
+	Sessions         []rawBFDSession `mapstructure:"sessions"`
+}
+
+type rawBFDSession struct {
+	Name       *string      `mapstructure:"name"`
+	Interface  *string      `mapstructure:"interface"`
+	Peer       *string      `mapstructure:"peer"`
+	Source     *string      `mapstructure:"source"`
+	MinTx      *rawDuration `mapstructure:"min-tx"`
+	MinRx      *rawDuration `mapstructure:"min-rx"`
+	Multiplier *int         `mapstructure:"multiplier"`
+	Passive    *bool        `mapstructure:"passive"`
+}
+
+type rawTrackBFD struct {
+	Session *string `mapstructure:"session"`
+	Mode    *string `mapstructure:"mode"`
+	Reduced *int    `mapstructure:"reduced"`
 }
 
 type rawAPI struct {
@@ -306,6 +329,7 @@ type rawRBS struct {
 	Port       *int         `mapstructure:"port"`
 	HoldTime   *rawDuration `mapstructure:"hold-time"`
 	TLS        *rawTLS      `mapstructure:"tls"`
+	TrackBFD   *string      `mapstructure:"track-bfd"`
 }
 
 type rawTLS struct {
@@ -351,14 +375,15 @@ type rawMLD struct {
 }
 
 type rawVRRP6 struct {
-	VRID              *int         `mapstructure:"vrid"`
-	VirtualIP         []string     `mapstructure:"virtual-ip"`
-	Priority          *int         `mapstructure:"priority"`
-	Preempt           *bool        `mapstructure:"preempt"`
-	PreemptDelay      *rawDuration `mapstructure:"preempt-delay"`
-	AdvertiseInterval *rawDuration `mapstructure:"advertise-interval"`
-	AcceptMode        *bool        `mapstructure:"accept-mode"`
-	TrackInterface    []rawTrack   `mapstructure:"track-interface"`
+	VRID              *int          `mapstructure:"vrid"`
+	VirtualIP         []string      `mapstructure:"virtual-ip"`
+	Priority          *int          `mapstructure:"priority"`
+	Preempt           *bool         `mapstructure:"preempt"`
+	PreemptDelay      *rawDuration  `mapstructure:"preempt-delay"`
+	AdvertiseInterval *rawDuration  `mapstructure:"advertise-interval"`
+	AcceptMode        *bool         `mapstructure:"accept-mode"`
+	TrackInterface    []rawTrack    `mapstructure:"track-interface"`
+	TrackBFD          []rawTrackBFD `mapstructure:"track-bfd"`
 }
 
 type rawTrack struct {
@@ -483,6 +508,7 @@ func (r *rawConfig) convert(errs *errList) *Config {
 			SourceIPv6: cv.addr(p+".source-ipv6", rs.SourceIPv6),
 			Port:       uint16(cv.integer(p+".port", rs.Port, DefaultRBSPort, 1, 65535)),
 			HoldTime:   cv.duration(p+".hold-time", rs.HoldTime, 0),
+			TrackBFD:   str(rs.TrackBFD, ""),
 		}
 		// A map without keys, or with null values only, is as absent as
 		// null: "tls: {}" is plain TCP, as documented.
@@ -523,7 +549,29 @@ func (r *rawConfig) convert(errs *errList) *Config {
 	for i := range r.Interfaces {
 		c.Interfaces = append(c.Interfaces, r.Interfaces[i].convert(cv, fmt.Sprintf("interfaces[%d]", i)))
 	}
+	if r.BFD != nil {
+		c.BFD = r.BFD.convert(cv)
+	}
 	return c
+}
+
+func (rb *rawBFD) convert(cv converter) *BFD {
+	b := &BFD{RealtimePriority: cv.integer("bfd.realtime-priority", rb.RealtimePriority, DefaultBFDRealtimePriority, 0, 99)}
+	for i, rs := range rb.Sessions {
+		p := fmt.Sprintf("bfd.sessions[%d]", i)
+		s := BFDSession{
+			Name:      str(rs.Name, ""),
+			Interface: str(rs.Interface, ""),
+			Peer:      cv.addr(p+".peer", rs.Peer),
+			Source:    cv.addr(p+".source", rs.Source),
+			MinTx:     cv.duration(p+".min-tx", rs.MinTx, DefaultBFDMinTx),
+			MinRx:     cv.duration(p+".min-rx", rs.MinRx, DefaultBFDMinRx),
+			Passive:   boolean(rs.Passive, false),
+		}
+		s.Multiplier = uint8(cv.integer(p+".multiplier", rs.Multiplier, DefaultBFDMultiplier, 1, 255))
+		b.Sessions = append(b.Sessions, s)
+	}
+	return b
 }
 
 func (ri *rawInterface) convert(cv converter, p string) Interface {
@@ -588,6 +636,16 @@ func (ri *rawInterface) convert(cv converter, p string) Interface {
 				continue
 			}
 			g.VirtualIPs = append(g.VirtualIPs, a)
+		}
+		for k, rt := range rv.TrackBFD {
+			tp := fmt.Sprintf("%s.track-bfd[%d]", vp, k)
+			tr := TrackBFD{Session: str(rt.Session, ""), Mode: TrackBFDMode(str(rt.Mode, string(DefaultTrackBFDMode)))}
+			if tr.Mode == TrackBFDReduce {
+				tr.Reduced = uint8(cv.integer(tp+".reduced", rt.Reduced, DefaultTrackReduced, 1, 255))
+			} else if rt.Reduced != nil {
+				cv.errs.addf(tp+".reduced", "applies to mode %q only, not %q", TrackBFDReduce, tr.Mode)
+			}
+			g.TrackBFD = append(g.TrackBFD, tr)
 		}
 		for k, rt := range rv.TrackInterface {
 			tp := fmt.Sprintf("%s.track-interface[%d]", vp, k)

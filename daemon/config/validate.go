@@ -44,6 +44,12 @@ const (
 	MinHoldTime = 1 * time.Second
 	MaxHoldTime = 3600 * time.Second
 
+	// MinBFDInterval and MaxBFDInterval bound bfd.sessions[].min-tx and
+	// min-rx: whole microseconds on the wire (RFC 5880 §4.1); 1 ms is
+	// below what the engine holds (docs/bfd.md), 60 s VRP's top.
+	MinBFDInterval = time.Millisecond
+	MaxBFDInterval = 60 * time.Second
+
 	// ifNameSize is IFNAMSIZ from <linux/if.h>; names hold at most 15 bytes.
 	ifNameSize = 16
 	// maxMaxGroups bounds interfaces[].mld.max-groups.
@@ -71,6 +77,7 @@ func (c *Config) validate(errs *errList) {
 	v.multicast()
 	v.services()
 	v.profiles()
+	v.bfd()
 }
 
 type validator struct {
@@ -298,6 +305,41 @@ func (v *validator) vrrp6(i int) {
 		case ai%(10*time.Millisecond) != 0:
 			v.addf(gp+".advertise-interval", "%s is not a multiple of 10ms (centiseconds, RFC 9568 §5.2.7)", ai)
 		}
+		sessions := map[string]string{}
+		for k, t := range g.TrackBFD {
+			tp := fmt.Sprintf("%s.track-bfd[%d]", gp, k)
+			s := v.c.BFDSession(t.Session)
+			switch {
+			case t.Session == "":
+				v.add(tp+".session", ErrRequired)
+			case s == nil:
+				v.add(tp+".session", errUndef("bfd session", strconv.Quote(t.Session)+" in bfd.sessions"))
+			default:
+				if first, dup := sessions[t.Session]; dup {
+					v.add(tp+".session", errDup(strconv.Quote(t.Session), first))
+				} else {
+					sessions[t.Session] = tp + ".session"
+				}
+			}
+			switch t.Mode {
+			case TrackBFDPeer:
+				// The split-brain rule: a session on another link (the
+				// RBS link) says nothing about the Master on the LAN.
+				if s != nil && s.Interface != ifc.Name {
+					v.addf(tp+".mode", "peer needs a session on the group's interface %q, %q runs on %q (a failure on another link must not make this router Master; use reduce or step-down)", ifc.Name, t.Session, s.Interface)
+				}
+			case TrackBFDReduce:
+				if t.Reduced == 0 {
+					v.add(tp+".reduced", errRange(1, 255, 0))
+				}
+			case TrackBFDStepDown:
+			default:
+				v.addf(tp+".mode", "invalid mode %q: want %q, %q or %q", t.Mode, TrackBFDPeer, TrackBFDReduce, TrackBFDStepDown)
+			}
+			if t.Mode != TrackBFDReduce && t.Reduced != 0 {
+				v.addf(tp+".reduced", "applies to mode %q only, not %q", TrackBFDReduce, t.Mode)
+			}
+		}
 		tracked := map[string]string{}
 		for k, t := range g.TrackInterfaces {
 			tp := fmt.Sprintf("%s.track-interface[%d]", gp, k)
@@ -465,6 +507,9 @@ func (v *validator) services() {
 		if s.Port == 0 {
 			v.add(p+".port", errRange(1, 65535, 0))
 		}
+		if n := s.TrackBFD; n != "" && v.c.BFDSession(n) == nil {
+			v.add(p+".track-bfd", errUndef("bfd session", strconv.Quote(n)+" in bfd.sessions"))
+		}
 		if h := s.HoldTime; h != 0 && (h < MinHoldTime || h > MaxHoldTime) {
 			v.add(p+".hold-time", errRange(MinHoldTime, MaxHoldTime, h))
 		}
@@ -573,6 +618,75 @@ func (v *validator) profiles() {
 			v.undefIf(p+".vrrp6.interface", ref.Interface)
 		case ref.VRID != 0 && v.c.VRRP6Group(ref) == nil:
 			v.add(p+".vrrp6.vrid", errUndef("vrrp6 group", fmt.Sprintf("with vrid %d on interface %q", ref.VRID, ref.Interface)))
+		}
+	}
+}
+
+func (v *validator) bfd() {
+	b := v.c.BFD
+	if b == nil {
+		return
+	}
+	if b.RealtimePriority < 0 || b.RealtimePriority > 99 {
+		v.add("bfd.realtime-priority", errRange(0, 99, b.RealtimePriority))
+	}
+	names := map[string]string{}
+	type peerKey struct {
+		ifname string
+		peer   netip.Addr
+	}
+	peers := map[peerKey]string{}
+	for i := range b.Sessions {
+		s := &b.Sessions[i]
+		p := fmt.Sprintf("bfd.sessions[%d]", i)
+		v.name(names, p+".name", s.Name)
+		ifOK := false
+		switch {
+		case s.Interface == "":
+			v.add(p+".interface", ErrRequired)
+		case !v.knownInterface(s.Interface):
+			v.undefIf(p+".interface", s.Interface)
+		default:
+			ifOK = true
+		}
+		switch a := s.Peer; {
+		case !a.IsValid():
+			v.add(p+".peer", ErrRequired)
+		case !a.Is6() || a.Is4In6() || a.Zone() != "":
+			v.addf(p+".peer", "%s is not an IPv6 address", a)
+		case a.IsUnspecified() || a.IsMulticast() || a.IsLoopback():
+			v.addf(p+".peer", "%s is not a unicast address (single-hop BFD runs to one neighbour, RFC 5881)", a)
+		case ifOK:
+			k := peerKey{s.Interface, a}
+			if first, dup := peers[k]; dup {
+				v.addf(p+".peer", "%w peer %s on interface %q (first used at %s): one session per neighbour and interface (RFC 5881 §3)", ErrDuplicate, a, s.Interface, first)
+			} else {
+				peers[k] = p + ".peer"
+			}
+		}
+		if a := s.Source; a.IsValid() {
+			switch {
+			case !a.Is6() || a.Is4In6() || a.Zone() != "":
+				v.addf(p+".source", "%s is not an IPv6 address", a)
+			case a.IsUnspecified() || a.IsMulticast() || a.IsLoopback():
+				v.addf(p+".source", "%s is not a unicast address", a)
+			case a == s.Peer:
+				v.addf(p+".source", "equals peer %s", a)
+			}
+		}
+		for _, d := range []struct {
+			key string
+			d   time.Duration
+		}{{"min-tx", s.MinTx}, {"min-rx", s.MinRx}} {
+			switch {
+			case d.d < MinBFDInterval || d.d > MaxBFDInterval:
+				v.add(p+"."+d.key, errRange(MinBFDInterval, MaxBFDInterval, d.d))
+			case d.d%time.Microsecond != 0:
+				v.addf(p+"."+d.key, "%s is not a whole number of microseconds (RFC 5880 §4.1)", d.d)
+			}
+		}
+		if s.Multiplier == 0 {
+			v.add(p+".multiplier", errRange(1, 255, 0))
 		}
 	}
 }
