@@ -35,10 +35,13 @@ type group struct {
 	lastReporter netip.Addr
 	synced       bool
 	importGen    uint64 // the last Import that carried this group
+	dirty        bool   // in Interface.dirty, waiting for commit
+	published    bool   // its state was delivered (a deletion must be)
 
-	grpRetrans int  // pending multicast-address-specific query transmissions (§7.6.3.1)
-	expiry     slot // fires at the earliest deadline above
-	rexmit     slot // next last-listener query transmission
+	grpRetrans int       // pending multicast-address-specific query transmissions (§7.6.3.1)
+	expiresAt  time.Time // the earliest deadline above, queued in Interface.expiries; zero: none
+	expiryGen  uint64    // the queued entry of expiresAt (older ones are stale)
+	rexmit     slot      // next last-listener query transmission
 }
 
 type source struct {
@@ -353,17 +356,19 @@ func (i *Interface) expire(g *group, now time.Time) {
 }
 
 func (i *Interface) deleteGroup(g *group) {
-	g.expiry.stop()
+	g.stopExpiry()
 	g.rexmit.stop()
 	delete(i.groups, g.addr)
-	i.dirty[g.addr] = struct{}{}
+	if g.published {
+		i.gone = append(i.gone, g.addr)
+	}
 	i.log.Debug("mld group deleted", "group", g.addr.String())
 }
 
-// reschedule arms g's expiry timer at its earliest deadline.
+// reschedule queues g's expiry at its earliest deadline.
 func (i *Interface) reschedule(g *group) {
 	if !i.running {
-		g.expiry.stop()
+		g.stopExpiry()
 		return
 	}
 	var next time.Time
@@ -380,17 +385,152 @@ func (i *Interface) reschedule(g *group) {
 		consider(s.timer)
 	}
 	if next.IsZero() {
-		g.expiry.stop()
+		g.stopExpiry()
 		return
 	}
-	if g.expiry.running() && g.expiry.when.Equal(next) {
+	if next.Equal(g.expiresAt) {
 		return
 	}
-	i.arm(&g.expiry, next.Sub(i.clock.Now()), func(time.Time) {
-		if i.groups[g.addr] == g {
-			i.touch(g) // commit runs expire
+	g.expiresAt = next
+	g.expiryGen++
+	i.expiries.push(expiry{when: next, g: g, gen: g.expiryGen})
+	i.compactExpiries()
+	if !i.expSlot.running() || next.Before(i.expAt) {
+		i.armExpiries()
+	}
+}
+
+// stopExpiry forgets g's queued expiry (its heap entry goes stale).
+func (g *group) stopExpiry() {
+	g.expiresAt = time.Time{}
+	g.expiryGen++
+}
+
+// The groups' expiries share one timer: a heap of deadlines and one slot
+// armed at the earliest. A group per runtime timer cost a standby that
+// imports 100 000 groups 100 000 timers and their closures, for deadlines
+// that are mostly the same. Entries are not removed when a deadline moves
+// (a report refreshes it): they go stale (expiryGen) and are dropped when
+// they come to the top, or all at once when they outnumber the live ones.
+type expiry struct {
+	when time.Time
+	g    *group
+	gen  uint64
+}
+
+type expiryHeap []expiry
+
+func (h expiryHeap) less(a, b int) bool { return h[a].when.Before(h[b].when) }
+
+func (h *expiryHeap) push(e expiry) {
+	*h = append(*h, e)
+	s := *h
+	for c := len(s) - 1; c > 0; {
+		p := (c - 1) / 2
+		if !s.less(c, p) {
+			break
 		}
-	})
+		s[c], s[p] = s[p], s[c]
+		c = p
+	}
+}
+
+func (h *expiryHeap) pop() expiry {
+	s := *h
+	top := s[0]
+	last := len(s) - 1
+	s[0] = s[last]
+	s[last] = expiry{}
+	s = s[:last]
+	s.down(0)
+	*h = s
+	return top
+}
+
+func (h expiryHeap) down(p int) {
+	for {
+		c := 2*p + 1
+		if c >= len(h) {
+			return
+		}
+		if r := c + 1; r < len(h) && h.less(r, c) {
+			c = r
+		}
+		if !h.less(c, p) {
+			return
+		}
+		h[c], h[p] = h[p], h[c]
+		p = c
+	}
+}
+
+func (e expiry) live(i *Interface) bool {
+	return e.gen == e.g.expiryGen && i.groups[e.g.addr] == e.g
+}
+
+// compactExpiries drops the stale entries once they are most of the heap.
+func (i *Interface) compactExpiries() {
+	h := i.expiries
+	if len(h) < 1024 || len(h) < 2*len(i.groups) {
+		return
+	}
+	live := h[:0]
+	for _, e := range h {
+		if e.live(i) {
+			live = append(live, e)
+		}
+	}
+	clear(h[len(live):])
+	for k := len(live)/2 - 1; k >= 0; k-- {
+		live.down(k)
+	}
+	i.expiries = live
+}
+
+// armExpiries arms the slot at the earliest live deadline.
+func (i *Interface) armExpiries() {
+	for len(i.expiries) > 0 && !i.expiries[0].live(i) {
+		i.expiries.pop()
+	}
+	if len(i.expiries) == 0 {
+		i.expSlot.stop()
+		return
+	}
+	when := i.expiries[0].when
+	if i.expSlot.running() && i.expAt.Equal(when) {
+		return
+	}
+	i.expAt = when
+	i.arm(&i.expSlot, when.Sub(i.clock.Now()), i.expire0)
+}
+
+// expire0 touches every group whose deadline has come (commit expires
+// them and queues their next deadlines), then re-arms the slot.
+func (i *Interface) expire0(now time.Time) {
+	for len(i.expiries) > 0 {
+		e := i.expiries[0]
+		if !e.live(i) {
+			i.expiries.pop()
+			continue
+		}
+		if e.when.After(now) {
+			break
+		}
+		i.expiries.pop()
+		e.g.expiresAt = time.Time{}
+		i.touch(e.g)
+	}
+	i.armExpiries()
+}
+
+// stopExpiries stops the expiry timer and forgets every deadline (Stop).
+func (i *Interface) stopExpiries() {
+	i.expSlot.stop()
+	clear(i.expiries)
+	i.expiries = i.expiries[:0]
+	for _, g := range i.groups {
+		g.expiresAt = time.Time{}
+	}
 }
 
 // SourceState is one source record of a group.

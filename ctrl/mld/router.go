@@ -63,11 +63,20 @@ type Config struct {
 	OnDelete func(group netip.Addr)
 	// OnUpdates, when set, replaces OnChange and OnDelete: it receives the
 	// same events, in the same order, but every run of them between two
-	// sent messages in one call (an Import of 100 000 entries is one
-	// call), so the consumer can apply them as one batch. The slice is
-	// only valid during the call.
+	// sent messages in calls of up to MaxUpdateRun updates (an Import of
+	// 100 000 entries is 7 calls), so the consumer can apply them in
+	// batches whose temporary memory stays bounded. The slice is only
+	// valid during the call.
 	OnUpdates func([]Update)
 }
+
+// MaxUpdateRun is the most updates one OnUpdates call carries. A consumer
+// that turns a run into a route batch allocates per update (changes,
+// routes, map keys): in runs of 16384 a 100 000-entry import needs 7 such
+// batches' worth of memory at a time, not 100 000 (fresh memory is what a
+// cold standby pays for most: its first touch costs this VM about 15 µs
+// per 4 KiB page).
+const MaxUpdateRun = 16384
 
 // Update is one group's change as delivered to Config.OnUpdates: its new
 // state, or its removal.
@@ -170,19 +179,33 @@ type Interface struct {
 
 	stats counters
 
-	importGen uint64 // generation of the last Import
+	importGen uint64  // generation of the last Import
+	slab      []group // zero groups for Import's new ones (see slabGroup)
 
-	dirty     map[netip.Addr]struct{}
-	published map[netip.Addr]struct{}
-	outbox    []outEvent
-	draining  bool
+	// Changes waiting for commit: the groups touched (each once, see
+	// group.dirty; a group replaced by a new one may appear twice) and the
+	// published groups deleted. Slices, not sets: an Import of 100 000
+	// groups must not build (and then clear, at every later commit) a map
+	// of 100 000 addresses.
+	dirty []netip.Addr
+	gone  []netip.Addr
+
+	expiries expiryHeap // the groups' expiry deadlines (see reschedule)
+	expSlot  slot       // fires at the earliest of them
+	expAt    time.Time  // the deadline expSlot is armed for
+
+	// What commit queued for delivery: messages and runs of updates, in
+	// order; a run's updates are the next ones in updates.
+	outbox   []outEvent
+	updates  []Update
+	draining bool
 }
 
-// outEvent is a message to send (payload non-nil) or a group update.
+// outEvent is a message to send (payload non-nil) or a run of n updates.
 type outEvent struct {
 	dst     netip.Addr
 	payload []byte
-	update  Update
+	n       int
 }
 
 // slot is a restartable timer. Stale callbacks (fired after Stop or a
@@ -239,8 +262,6 @@ func New(cfg Config) (*Interface, error) {
 		querierAllowed: true,
 		qrv:            cfg.Robustness,
 		qi:             cfg.QueryInterval,
-		dirty:          make(map[netip.Addr]struct{}),
-		published:      make(map[netip.Addr]struct{}),
 	}
 	return i, nil
 }
@@ -271,8 +292,8 @@ func (i *Interface) Stop() {
 	i.isQuerier = false
 	i.gq.stop()
 	i.oqp.stop()
+	i.stopExpiries()
 	for _, g := range i.groups {
-		g.expiry.stop()
 		g.rexmit.stop()
 	}
 	i.unlock()
@@ -287,54 +308,50 @@ func (i *Interface) unlock() {
 	}
 	i.draining = true
 	for {
-		ev := i.outbox
-		i.outbox = nil
+		ev, ups := i.outbox, i.updates
+		i.outbox, i.updates = nil, nil
 		if len(ev) == 0 {
 			i.draining = false
 			i.mu.Unlock()
 			return
 		}
 		i.mu.Unlock()
-		errs := i.deliver(ev)
+		errs := i.deliver(ev, ups)
 		i.mu.Lock()
 		i.stats.TxErrors += errs
 	}
 }
 
-func (i *Interface) deliver(evs []outEvent) (errs uint64) {
-	var run []Update // pending updates for OnUpdates
-	flush := func() {
-		if len(run) > 0 {
-			i.cfg.OnUpdates(run)
-			run = run[:0]
-		}
-	}
-	defer flush()
+func (i *Interface) deliver(evs []outEvent, ups []Update) (errs uint64) {
 	for _, ev := range evs {
-		switch {
-		case ev.payload != nil:
+		if ev.payload != nil {
 			if i.cfg.Sender == nil {
 				continue
-			}
-			if i.cfg.OnUpdates != nil {
-				flush()
 			}
 			if err := i.cfg.Sender.SendMLD(ev.dst, ev.payload); err != nil {
 				errs++
 				i.log.Warn("mld send failed", slog.String("dst", ev.dst.String()), slog.Any("error", err))
 			}
-		case i.cfg.OnUpdates != nil:
-			if run == nil {
-				run = make([]Update, 0, len(evs))
+			continue
+		}
+		run := ups[:ev.n:ev.n]
+		ups = ups[ev.n:]
+		if i.cfg.OnUpdates != nil {
+			for len(run) > 0 {
+				k := min(len(run), MaxUpdateRun)
+				i.cfg.OnUpdates(run[:k:k])
+				run = run[k:]
 			}
-			run = append(run, ev.update)
-		case !ev.update.Deleted:
-			if i.cfg.OnChange != nil {
-				i.cfg.OnChange(ev.update.State)
-			}
-		default:
-			if i.cfg.OnDelete != nil {
-				i.cfg.OnDelete(ev.update.Group)
+			continue
+		}
+		for _, u := range run {
+			switch {
+			case !u.Deleted:
+				if i.cfg.OnChange != nil {
+					i.cfg.OnChange(u.State)
+				}
+			case i.cfg.OnDelete != nil:
+				i.cfg.OnDelete(u.Group)
 			}
 		}
 	}
@@ -342,41 +359,78 @@ func (i *Interface) deliver(evs []outEvent) (errs uint64) {
 }
 
 // commit runs due expirations of changed groups, re-arms their timers and
-// queues their notifications. Called with the mutex held at the end of
-// every operation.
+// queues their notifications, sorted by group. Called with the mutex held
+// at the end of every operation.
 func (i *Interface) commit() {
-	if len(i.dirty) == 0 {
+	if len(i.dirty) == 0 && len(i.gone) == 0 {
 		return
 	}
 	now := i.clock.Now()
-	keys := make([]netip.Addr, 0, len(i.dirty))
-	for a := range i.dirty {
-		keys = append(keys, a)
-	}
+	keys := i.dirty
 	slices.SortFunc(keys, netip.Addr.Compare)
+	keys = slices.Compact(keys) // a group replaced by a new one (upsert) is there twice
 	for _, a := range keys {
 		if g, ok := i.groups[a]; ok {
-			i.expire(g, now)
+			g.dirty = false
+			i.expire(g, now) // may delete g: then it joins gone
 		}
 	}
-	clear(i.dirty)
-	i.outbox = slices.Grow(i.outbox, len(keys))
-	for _, a := range keys {
-		g, ok := i.groups[a]
-		if !ok {
-			if _, was := i.published[a]; was {
-				delete(i.published, a)
-				i.outbox = append(i.outbox, outEvent{update: Update{Group: a, Deleted: true}})
-			}
-			continue
+	gone := i.gone
+	slices.SortFunc(gone, netip.Addr.Compare)
+	gone = slices.Compact(gone)
+	n0 := len(i.updates)
+	i.updates = slices.Grow(i.updates, len(keys)+len(gone))
+	emit := func(a netip.Addr, deleted bool) {
+		if g, ok := i.groups[a]; ok {
+			i.reschedule(g)
+			g.published = true
+			i.updates = append(i.updates, Update{Group: a, State: i.snapshot(g)})
+		} else if deleted {
+			i.updates = append(i.updates, Update{Group: a, Deleted: true})
 		}
-		i.reschedule(g)
-		i.published[a] = struct{}{}
-		i.outbox = append(i.outbox, outEvent{update: Update{Group: a, State: i.snapshot(g)}})
+	}
+	// Both sorted: one merge walk, each address once.
+	k, d := 0, 0
+	for k < len(keys) || d < len(gone) {
+		switch {
+		case d == len(gone) || (k < len(keys) && keys[k].Less(gone[d])):
+			emit(keys[k], false)
+			k++
+		case k == len(keys) || gone[d].Less(keys[k]):
+			emit(gone[d], true)
+			d++
+		default:
+			emit(keys[k], true)
+			k++
+			d++
+		}
+	}
+	// Keep the buffers for the next commit unless a bulk change grew them.
+	i.dirty, i.gone = reuse(keys), reuse(gone)
+	if n := len(i.updates) - n0; n > 0 {
+		if m := len(i.outbox); m > 0 && i.outbox[m-1].payload == nil {
+			i.outbox[m-1].n += n // the run goes on
+		} else {
+			i.outbox = append(i.outbox, outEvent{n: n})
+		}
 	}
 }
 
-func (i *Interface) touch(g *group) { i.dirty[g.addr] = struct{}{} }
+// reuse empties a buffer of addresses for the next commit, or drops it when
+// a bulk change made it large.
+func reuse(b []netip.Addr) []netip.Addr {
+	if cap(b) > 4096 {
+		return nil
+	}
+	return b[:0]
+}
+
+func (i *Interface) touch(g *group) {
+	if !g.dirty {
+		g.dirty = true
+		i.dirty = append(i.dirty, g.addr)
+	}
+}
 
 // Derived timer values (RFC 3810 §9).
 func (i *Interface) mali() time.Duration { // Multicast Address Listening Interval, §9.4
