@@ -219,3 +219,54 @@ func BenchmarkReplace100k(b *testing.B) {
 		rs, alt = alt, rs
 	}
 }
+
+// TestLargeBatchInTwoHalves: a batch above parallelFrom is written by two
+// BPF_MAP_UPDATE_BATCH calls at once; every route lands once, with its
+// own counters slot, and replacing the batch keeps them.
+func TestLargeBatchInTwoHalves(t *testing.T) {
+	d, env := openTest(t)
+	n := parallelFrom + 1001
+	rs := make([]Route, n)
+	for i := range rs {
+		g := netip.AddrFrom16([16]byte{0xff, 0x0e, 12: byte(i >> 24), 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)})
+		rs[i] = Route{RouteKey: RouteKey{Group: g}, IIf: 3, OIfs: []int{env.oifs[0]}, Flags: RouteSynced}
+	}
+	if err := d.ReplaceRoutes(rs); err != nil {
+		t.Fatal(err)
+	}
+	check := func() {
+		t.Helper()
+		got, err := d.Routes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != n {
+			t.Fatalf("%d routes in the map, want %d", len(got), n)
+		}
+		slots := map[uint32]bool{}
+		for i, r := range got {
+			if r.Group != rs[i].Group || r.IIf != 3 || !slices.Equal(r.OIfs, rs[i].OIfs) {
+				t.Fatalf("route %d: %+v, want %+v", i, r.Route, rs[i])
+			}
+			var v ingressHcRoute
+			if err := d.maps.Routes.Lookup(r.RouteKey.bpfKey(), &v); err != nil {
+				t.Fatal(err)
+			}
+			if slots[v.StatsIdx] {
+				t.Fatalf("counters slot %d twice", v.StatsIdx)
+			}
+			slots[v.StatsIdx] = true
+		}
+	}
+	check()
+	for i := range rs {
+		rs[i].IIf = 3
+	}
+	if err := d.ReplaceRoutes(rs); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	if u := d.rt.stats.inUse(); u != n {
+		t.Fatalf("%d counter slots in use, want %d", u, n)
+	}
+}
