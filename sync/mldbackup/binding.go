@@ -112,6 +112,12 @@ func (b *Binding) Snapshot(uint32) []rbs.MLDEntry {
 // groups become exactly these.
 func (b *Binding) ReplaceAll(_ uint32, es []rbs.MLDEntry) error {
 	now := b.now()
+	if r, ok := b.mld.(interface {
+		ImportFunc(int, func(int) mld.GroupState) error
+	}); ok {
+		// Converted one at a time: no second copy of a 100 000-entry batch.
+		return r.ImportFunc(len(es), func(k int) mld.GroupState { return FromEntry(es[k], now) })
+	}
 	st := make([]mld.GroupState, 0, len(es))
 	for _, e := range es {
 		st = append(st, FromEntry(e, now))

@@ -428,6 +428,11 @@ type Reader struct {
 	r   io.Reader
 	hdr [HeaderLen]byte
 	buf []byte
+	// reuseEntry makes every Entry read the same *Entry, valid until the
+	// next ReadMessage (a batch is mostly entries: one allocation each
+	// otherwise).
+	reuseEntry bool
+	entry      Entry
 }
 
 // NewReader returns a Reader reading from r.
@@ -456,7 +461,12 @@ func (r *Reader) ReadMessage() (Message, int, error) {
 		}
 		return nil, HeaderLen, fmt.Errorf("rbs: read %s payload: %w", h.Type, err)
 	}
-	m := newMessage(h.Type)
+	var m Message
+	if h.Type == TypeEntry && r.reuseEntry {
+		m = &r.entry
+	} else {
+		m = newMessage(h.Type)
+	}
 	if err := m.parsePayload(p); err != nil {
 		return nil, HeaderLen + len(p), fmt.Errorf("rbs: parse %s: %w", h.Type, err)
 	}

@@ -22,7 +22,9 @@ type ProfileConfig struct {
 
 // Source gives the sender a consistent snapshot of a profile's entries.
 // It is called with the service lock held and must not call back into the
-// Service or Profile.
+// Service or Profile. The slice it returns is the sender's until the batch
+// is sent (it is encoded as the connection takes it, after Snapshot has
+// returned): neither it nor its entries' Sources may be modified.
 type Source interface {
 	Snapshot(backupID uint32) []MLDEntry
 }
@@ -497,14 +499,10 @@ func (p *Profile) startBatch(why string) {
 	p.pubMu.Unlock()
 	var entries []MLDEntry
 	if p.src != nil {
-		for _, e := range p.src.Snapshot(p.cfg.BackupID) {
-			if err := e.validate(); err != nil {
-				s.stats.Errors["invalid-entry"]++
-				s.log.Warn("skipping invalid entry", append(p.logAttrs(), "err", err)...)
-				continue
-			}
-			entries = append(entries, e)
-		}
+		entries = validEntries(p.src.Snapshot(p.cfg.BackupID), func(err error) {
+			s.stats.Errors["invalid-entry"]++
+			s.log.Warn("skipping invalid entry", append(p.logAttrs(), "err", err)...)
+		})
 	}
 	p.tx.epoch++
 	id, epoch, n := p.cfg.BackupID, p.tx.epoch, uint64(len(entries))
@@ -521,6 +519,27 @@ func (p *Profile) startBatch(why string) {
 	p.st.BatchesSent++
 	p.st.EntriesSent += n
 	s.log.Info("batch sent", append(p.logAttrs(), "why", why, "epoch", epoch, "entries", n)...)
+}
+
+// validEntries is es without its invalid entries (each reported to bad):
+// es itself when all are valid, as they are from a Source that holds
+// what it validated on the way in.
+func validEntries(es []MLDEntry, bad func(error)) []MLDEntry {
+	for i := range es {
+		if err := es[i].validate(); err != nil {
+			bad(err)
+			out := slices.Clone(es[:i])
+			for k := i + 1; k < len(es); k++ {
+				if err := es[k].validate(); err != nil {
+					bad(err)
+					continue
+				}
+				out = append(out, es[k])
+			}
+			return out
+		}
+	}
+	return es
 }
 
 // handle processes a replication message for this profile; s.mu held.
@@ -592,7 +611,9 @@ func (p *Profile) onBatchBegin(m *BatchBegin) {
 	p.rx.epoch = m.Epoch
 	p.rx.count = m.Count
 	p.rx.expect = 1
-	p.rx.buf = make([]MLDEntry, 0, min(int(m.Count), 4096))
+	// Room for the announced count, up to 131 072 entries (11 MiB); beyond,
+	// the buffer doubles as entries come (the count is the peer's word).
+	p.rx.buf = make([]MLDEntry, 0, min(int(m.Count), 1<<17))
 	p.rx.pendingAck = 0
 }
 
@@ -609,6 +630,11 @@ func (p *Profile) onEntry(m *Entry) {
 		case m.Op != OpUpsert || uint64(len(p.rx.buf)) >= uint64(p.rx.count):
 			p.requestResync(p.rx.epoch, ResyncBadBatch)
 		default:
+			if len(p.rx.buf) == cap(p.rx.buf) {
+				// Doubling up to the announced count: append's 1.25x
+				// growth copies a 100 000-entry batch about five times.
+				p.rx.buf = slices.Grow(p.rx.buf, min(cap(p.rx.buf), int(p.rx.count)-len(p.rx.buf)))
+			}
 			p.rx.buf = append(p.rx.buf, m.MLD)
 			p.rx.expect++
 			p.st.EntriesReceived++
@@ -672,17 +698,7 @@ func (p *Profile) onBatchEnd(m *BatchEnd) {
 		p.requestResync(p.rx.epoch, ResyncBadBatch)
 		return
 	}
-	// Last occurrence of a group wins.
-	idx := make(map[netip.Addr]int, len(p.rx.buf))
-	entries := make([]MLDEntry, 0, len(p.rx.buf))
-	for _, e := range p.rx.buf {
-		if i, ok := idx[e.Group]; ok {
-			entries[i] = e
-			continue
-		}
-		idx[e.Group] = len(entries)
-		entries = append(entries, e)
-	}
+	entries := lastWins(p.rx.buf)
 	p.rx.buf = nil
 	if p.sink != nil {
 		if err := p.sink.ReplaceAll(p.cfg.BackupID, entries); err != nil {
@@ -697,4 +713,28 @@ func (p *Profile) onBatchEnd(m *BatchEnd) {
 	p.st.BatchesReceived++
 	p.s.log.Info("batch applied", append(p.logAttrs(), "epoch", m.Epoch, "entries", len(entries))...)
 	p.sendAck()
+}
+
+// lastWins is es with one entry per group, the last one (a sender's
+// snapshot has one already: es itself then, when sorted by group as a
+// Binding's is, without building a set of the groups).
+func lastWins(es []MLDEntry) []MLDEntry {
+	increasing := true
+	for i := 1; i < len(es) && increasing; i++ {
+		increasing = es[i-1].Group.Less(es[i].Group)
+	}
+	if increasing {
+		return es
+	}
+	idx := make(map[netip.Addr]int, len(es))
+	entries := make([]MLDEntry, 0, len(es))
+	for _, e := range es {
+		if i, ok := idx[e.Group]; ok {
+			entries[i] = e
+			continue
+		}
+		idx[e.Group] = len(entries)
+		entries = append(entries, e)
+	}
+	return entries
 }

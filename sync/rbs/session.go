@@ -502,6 +502,7 @@ func (s *Service) serve(ctx context.Context, nc net.Conn, dialed bool) {
 	// Buffered: a batch is many small frames, and two read syscalls per
 	// frame cost more than the rest of the receive path.
 	r := NewReader(bufio.NewReaderSize(nc, 64<<10))
+	r.reuseEntry = true // handle keeps no Entry: one for the whole stream
 	for {
 		m, n, err := r.ReadMessage()
 		if err != nil {
@@ -681,10 +682,18 @@ func (c *conn) armKeepalive() {
 	})
 }
 
-// queued is frames waiting for the writer: one, or a run of a batch.
+// queued is frames waiting for the writer: one, a run of them, or a
+// batch's entries, encoded as the writer takes them.
 type queued struct {
 	b      []byte
 	frames int
+	batch  *batchEntries
+}
+
+// batchEntries are the entries of one batch, numbered from 1.
+type batchEntries struct {
+	backupID uint32
+	es       []MLDEntry
 }
 
 // send queues m; s.mu held (it orders sends).
@@ -695,43 +704,70 @@ func (c *conn) send(m Message) {
 		c.s.log.Error("marshal failed", "type", m.Type(), "err", err)
 		return
 	}
-	c.enqueue(b, 1)
+	c.enqueue(queued{b: b, frames: 1})
 }
 
-// sendEntries queues a batch's entries, numbered from 1, as a few large
-// buffers (not one allocation and queue slot per entry); s.mu held.
+// sendEntries queues a batch's entries; s.mu held. The writer encodes
+// them as it sends them: no copy of the batch is made, and the batch does
+// not count against MaxQueueBytes (a 1M-entry batch is 87 MB encoded),
+// which bounds what piles up behind a stuck peer, the deltas.
 func (c *conn) sendEntries(backupID uint32, es []MLDEntry) {
-	const chunk = 256 << 10
-	buf := make([]byte, 0, chunk)
-	n := 0
-	for i, e := range es {
-		m := Entry{BackupID: backupID, Seq: uint64(i + 1), Op: OpUpsert, MLD: e}
-		b, err := AppendMarshal(buf, &m)
+	if len(es) > 0 {
+		c.enqueue(queued{batch: &batchEntries{backupID, es}, frames: len(es)})
+	}
+}
+
+// writeBatch encodes and writes a batch's entries through w.
+func (c *conn) writeBatch(w *bufio.Writer, b *batchEntries, scratch []byte, closing bool) ([]byte, error) {
+	const flushAt = 32 << 10
+	buf := scratch[:0]
+	bad := 0
+	for i := range b.es {
+		m := Entry{BackupID: b.backupID, Seq: uint64(i + 1), Op: OpUpsert, MLD: b.es[i]}
+		out, err := AppendMarshal(buf, &m)
 		if err != nil {
 			// As send: the receiver sees the gap and asks for a resync.
-			c.s.stats.Errors["marshal"]++
-			c.s.log.Error("marshal failed", "type", m.Type(), "err", err)
+			bad++
 			continue
 		}
-		buf, n = b, n+1
-		if len(buf) >= chunk-1024 {
-			c.enqueue(buf, n)
-			buf, n = make([]byte, 0, chunk), 0
+		buf = out
+		if len(buf) >= flushAt {
+			if !closing {
+				// The peer takes the batch: it is not stuck.
+				c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.HoldTime))
+			}
+			if _, err := w.Write(buf); err != nil {
+				return buf, err
+			}
+			c.s.bytesOut.Add(uint64(len(buf)))
+			buf = buf[:0]
 		}
 	}
-	if n > 0 {
-		c.enqueue(buf, n)
+	if len(buf) > 0 {
+		if _, err := w.Write(buf); err != nil {
+			return buf, err
+		}
+		c.s.bytesOut.Add(uint64(len(buf)))
 	}
+	c.s.msgsOut.Add(uint64(len(b.es) - bad))
+	if bad > 0 {
+		s := c.s
+		s.mu.Lock()
+		s.stats.Errors["marshal"] += uint64(bad)
+		s.mu.Unlock()
+		s.log.Error("marshal failed", "type", TypeEntry, "entries", bad)
+	}
+	return buf, nil
 }
 
 // enqueue hands frames to the writer; s.mu held.
-func (c *conn) enqueue(b []byte, frames int) {
+func (c *conn) enqueue(q queued) {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	if c.closed || c.closing {
 		return
 	}
-	if c.qbytes+len(b) > c.s.cfg.MaxQueueBytes {
+	if c.qbytes+len(q.b) > c.s.cfg.MaxQueueBytes {
 		c.s.stats.Errors["queue-overflow"]++
 		c.reason = "send queue overflow"
 		c.closed = true
@@ -739,8 +775,8 @@ func (c *conn) enqueue(b []byte, frames int) {
 		c.qcond.Broadcast()
 		return
 	}
-	c.q = append(c.q, queued{b, frames})
-	c.qbytes += len(b)
+	c.q = append(c.q, q)
+	c.qbytes += len(q.b)
 	c.qcond.Signal()
 }
 
@@ -776,6 +812,7 @@ func (c *conn) abort() {
 
 func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(c.nc, 64<<10)
+	var scratch []byte // a batch's encoding buffer
 	for {
 		c.qmu.Lock()
 		for len(c.q) == 0 && !c.closed && !c.closing {
@@ -795,6 +832,14 @@ func (c *conn) writeLoop() {
 		c.qmu.Unlock()
 
 		for _, q := range batch {
+			if q.batch != nil {
+				var err error
+				if scratch, err = c.writeBatch(w, q.batch, scratch, closing); err != nil {
+					c.writeFailed(err)
+					return
+				}
+				continue
+			}
 			if _, err := w.Write(q.b); err != nil {
 				c.writeFailed(err)
 				return
