@@ -421,3 +421,81 @@ func TestFRRInterop(t *testing.T) {
 		t.Errorf("hotcast diag %v after bfdd's SIGTERM", st.LocalDiag)
 	}
 }
+
+// Interop with FRR's bfdd at its minimum, 10 ms x 3 (bfdd refuses
+// intervals under 10 ms), against the Manager's real-time engine:
+// hotcast asks for 3.3 ms and follows bfdd's 10 ms (Detection Time 30 ms);
+// the session survives bfdd's change to 20 ms; when hotcast goes silent
+// bfdd declares it Down by detection time; when bfdd is killed hotcast
+// declares Down by expiry; both come back. Flaps at 10 ms on this box are
+// logged, not asserted.
+func TestFRRInteropFast(t *testing.T) {
+	netnstest.RequireRoot(t)
+	if _, err := os.Stat(bfddPath); err != nil {
+		t.Skipf("FRR's bfdd is not installed (Debian package frr, make deps-test): %v", err)
+	}
+	if _, err := exec.LookPath("vtysh"); err != nil {
+		t.Skipf("vtysh is not installed (Debian package frr): %v", err)
+	}
+	nsH, nsF := netnstest.New(t, "bqh"), netnstest.New(t, "bqf")
+	lh, lf := netnstest.Veth(t, nsH, "bqh0", nsF, "bqf0")
+	hAddr, fAddr := netip.MustParseAddr("2001:db8:bfe::1"), netip.MustParseAddr("2001:db8:bfe::2")
+	lh.AddAddr(t, hAddr.String()+"/64")
+	lf.AddAddr(t, fAddr.String()+"/64")
+	peerCmd := fmt.Sprintf("peer %v local-address %v", hAddr, fAddr)
+	dir := newBfddDir(t, fmt.Sprintf("bfd\n %s\n  receive-interval 10\n  transmit-interval 10\n  detect-multiplier 3\n !\n!\n", peerCmd))
+	frr := startBfdd(t, nsF, dir)
+
+	h := newMgrSys(t, lh, hAddr)
+	sub, err := h.m.Subscribe("frr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.Add(Config{Name: "frr", Interface: lh.Name, Local: hAddr, Peer: fAddr, DesiredMinTx: fast, RequiredMinRx: fast, DetectMult: 3}); err != nil {
+		t.Fatal(err)
+	}
+	discr := func() uint32 { return h.status(t, "frr").LocalDiscr }
+	frrUp := func(p frrPeer) bool { return p.Status == "up" && p.RemoteID == discr() }
+	waitChange(t, sub.C, "hotcast Up", func(c StateChange) bool { return c.To == StateUp })
+	p := frr.waitPeer("bfdd Up", 5*time.Second, frrUp)
+	waitFor(t, "negotiated 10 ms", 5*time.Second, func() bool {
+		st := h.status(t, "frr")
+		return st.TxInterval == 10*time.Millisecond && st.DetectTime == 30*time.Millisecond
+	})
+	time.Sleep(2 * time.Second)
+	st := h.status(t, "frr")
+	if st.State != StateUp || st.RemoteDiscr != p.ID {
+		t.Errorf("hotcast: %v, remote discr %d (bfdd's %d)", st.State, st.RemoteDiscr, p.ID)
+	}
+	t.Logf("2 s at 10 ms x 3: hotcast %d Ups, %d received, %d sent; engine %s", st.Stats.UpCount, st.Stats.Received, st.Stats.Sent, h.m.Stats().Engine.Policy)
+
+	// bfdd moves to 20 ms: Poll/Final, hotcast's Detection Time follows.
+	if _, err := frr.vtysh("configure terminal", "bfd", peerCmd, "transmit-interval 20"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "hotcast follows bfdd's 20 ms", 5*time.Second, func() bool {
+		st := h.status(t, "frr")
+		return st.State == StateUp && st.DetectTime == 60*time.Millisecond
+	})
+
+	// hotcast goes silent: bfdd declares it Down by detection time.
+	h.mute("frr", true)
+	p = frr.waitPeer("bfdd Down", 5*time.Second, func(p frrPeer) bool { return p.Status == "down" })
+	if p.Diagnostic != "control detection time expired" {
+		t.Errorf("bfdd diagnostic %q", p.Diagnostic)
+	}
+	h.mute("frr", false)
+	frr.waitPeer("bfdd Up again", 10*time.Second, frrUp)
+
+	// bfdd is killed: hotcast declares Down by expiry, the peer silent.
+	phase := time.Now()
+	frr.kill(syscall.SIGKILL)
+	c := waitChange(t, sub.C, "hotcast Down", func(c StateChange) bool { return c.Time.After(phase) && c.To == StateDown })
+	if !c.Silent() || c.DetectTime != 60*time.Millisecond {
+		t.Errorf("hotcast's Down: %+v", c)
+	}
+	t.Logf("hotcast declared Down %v after its deadline (last packet + %v)", c.Time.Sub(c.LastRx.Add(c.DetectTime)), c.DetectTime)
+	frr = startBfdd(t, nsF, dir)
+	waitChange(t, sub.C, "hotcast Up with the new bfdd", func(c StateChange) bool { return c.Time.After(phase) && c.To == StateUp })
+	frr.waitPeer("new bfdd Up", 5*time.Second, frrUp)
+}
