@@ -952,3 +952,53 @@ func (i *Interface) Stats() Stats {
 	defer i.mu.Unlock()
 	return i.stats
 }
+
+// Name returns the interface name of the configuration.
+func (i *Interface) Name() string { return i.cfg.Name }
+
+// Address returns the interface's link-local address.
+func (i *Interface) Address() netip.Addr { return i.cfg.Address }
+
+// ownsAddress reports whether a is this router's address on the link:
+// the link-local one or a secondary one (what a Join/Prune's Upstream
+// Neighbor field may name, §4.3.4).
+func (i *Interface) ownsAddress(a netip.Addr) bool {
+	a = a.WithZone("")
+	return a == i.cfg.Address || slices.Contains(i.cfg.SecondaryAddresses, a)
+}
+
+// NeighborCount returns the number of neighbours on the link.
+func (i *Interface) NeighborCount() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return len(i.neighbors)
+}
+
+// ErrNotRunning is returned (wrapped) by Send while PIM is stopped on the
+// interface.
+var ErrNotRunning = errors.New("pim: interface not running")
+
+// Send puts a Join/Prune or Assert of the Router on the link, to
+// ALL-PIM-ROUTERS, after a first Hello if none has been sent since Start
+// (RFC 7761 §4.3.1). Delivery errors are counted in Stats.TxErrors.
+func (i *Interface) Send(m Message) error {
+	i.mu.Lock()
+	if !i.running {
+		i.mu.Unlock()
+		return fmt.Errorf("send %v on %s: %w", m.Type(), i.cfg.Name, ErrNotRunning)
+	}
+	b, err := Marshal(m, i.cfg.Address, AllPIMRouters)
+	if err != nil {
+		i.mu.Unlock()
+		return fmt.Errorf("send %v on %s: %w", m.Type(), i.cfg.Name, err)
+	}
+	if i.cfg.Sender != nil {
+		if !i.helloSent {
+			i.queueHello(i.holdtimeSeconds())
+		}
+		i.stats.Tx[m.Type()]++
+		i.outbox = append(i.outbox, outItem{payload: b})
+	}
+	i.unlock()
+	return nil
+}
