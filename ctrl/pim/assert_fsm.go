@@ -37,6 +37,10 @@ type assertMetric struct {
 // cannot assert.
 var infiniteMetric = assertMetric{rpt: true, pref: maxMetricPref, metric: 0xffffffff}
 
+func (a assertMetric) infinite() bool {
+	return a.pref == infiniteMetric.pref && a.metric == infiniteMetric.metric
+}
+
 // better reports whether a is preferred over b.
 func (a assertMetric) better(b assertMetric) bool {
 	switch {
@@ -115,15 +119,23 @@ type assertCtx struct {
 }
 
 func (r *Router) wcCtx(gs *groupState, ri *rIface, o olists, src netip.Addr) assertCtx {
+	// AssertTrackingDesired(*,G,I) = CouldAssert(*,G,I) OR
+	// (local_receiver_include(*,G,I) AND (I_am_DR(I) OR AssertWinner is
+	// me)) OR (RPF_interface(RP(G)) == I AND RPTJoinDesired(G)).
 	c := r.couldAssertWC(gs, ri, o)
+	local := gs.localWC(r, ri) && (ri.iAmDR() || assertWinner(gs.wc.assert, ri.index))
 	up := ri.index == r.rpfIface(gs.rp(r)) && gs.wc.up.joined
-	return assertCtx{m: gs.wc.assert, my: r.myMetricWC(gs, ri, o), could: c, tracking: c || up, group: gs.g, source: src, rpt: true}
+	return assertCtx{m: gs.wc.assert, my: r.myMetricWC(gs, ri, o), could: c, tracking: c || local || up, group: gs.g, source: src, rpt: true}
 }
 
 func (r *Router) sgCtx(gs *groupState, e *sgState, ri *rIface, o olists) assertCtx {
+	// AssertTrackingDesired(S,G,I), with the (*,G) parts of it.
 	c := r.couldAssertSG(gs, e, ri, o)
+	cwc := r.couldAssertWC(gs, ri, o)
+	dr := ri.iAmDR() || assertWinner(e.assert, ri.index)
+	local := gs.localSG(ri, e.s) && dr || gs.localWC(r, ri) && !gs.localExcl(r, ri, e.s) && dr
 	up := ri.index == r.rpfIface(e.s) && e.up.joined
-	return assertCtx{m: e.assert, my: r.myMetricSG(gs, e, ri, o), could: c || r.couldAssertWC(gs, ri, o), tracking: c || up || r.couldAssertWC(gs, ri, o), group: gs.g, source: e.s}
+	return assertCtx{m: e.assert, my: r.myMetricSG(gs, e, ri, o), could: c || cwc, tracking: c || cwc || local || up, group: gs.g, source: e.s}
 }
 
 // HandleAssert processes an Assert received on the named interface from
@@ -190,7 +202,8 @@ func (r *Router) assertReceived(ri *rIface, c assertCtx, src netip.Addr, recv as
 		st = &assertFSM{}
 		c.m[ri.index] = st
 	}
-	preferred := recv.better(c.my)
+	// An AssertCancel (infinite metric) is never preferred (§4.6.1).
+	preferred := !recv.infinite() && recv.better(c.my)
 	switch st.state {
 	case asNoInfo, asWinner:
 		switch {
@@ -206,7 +219,7 @@ func (r *Router) assertReceived(ri *rIface, c assertCtx, src netip.Addr, recv as
 		case src == st.winner:
 			st.state, st.winner = asNoInfo, netip.Addr{} // inferior or cancel from the winner
 			st.at.stop()
-		case recv.better(st.metric):
+		case preferred && recv.better(st.metric):
 			r.assertLose(ri, c, st, src, recv)
 		}
 	}

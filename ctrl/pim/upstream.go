@@ -59,8 +59,9 @@ func (r *Router) settleGroup(gs *groupState) {
 	rp := gs.rp(r)
 	wcIfx, wcNbr := r.rpfPrimeWC(gs)
 	if wc := gs.wc; wc != nil {
-		// JoinDesired(*,G) = immediate_olist(*,G) != NULL (no (*,*,RP)).
-		jd := rp.IsValid() && !o.immWC.empty()
+		// JoinDesired(*,G) = immediate_olist(*,G) != NULL (no (*,*,RP)),
+		// the RPF interface left out: nothing to forward onto there.
+		jd := rp.IsValid() && !without(o.immWC, r.rpfIface(rp)).empty()
 		_, viaAssert := wc.assert[wcIfx]
 		r.stepUpstream(&wc.up, gs.g, StarG(rp), jd, wcIfx, wcNbr, viaAssert)
 	}
@@ -70,14 +71,14 @@ func (r *Router) settleGroup(gs *groupState) {
 		rpt, imm, inh, _ := r.sgOlists(gs, e, o)
 		// JoinDesired(S,G) = immediate_olist(S,G) != NULL OR
 		// (KeepaliveTimer(S,G) running AND inherited_olist(S,G) != NULL).
-		jd := !imm.empty() || e.active && !inh.empty()
 		ifx, n := r.rpfPrimeSG(gs, e)
+		jd := !without(imm, ifx).empty() || e.active && !without(inh, ifx).empty()
 		_, viaAssert := e.assert[ifx]
 		r.stepUpstream(&e.up, gs.g, SG(s), jd, ifx, n, viaAssert)
 		// PruneDesired(S,G,rpt) = RPTJoinDesired(G) AND
 		// (inherited_olist(S,G,rpt) == NULL OR
 		//  (SPTbit(S,G) AND RPF'(*,G) != RPF'(S,G))).
-		pd := rptJD && (rpt.empty() || e.spt && (wcIfx != ifx || wcNbr != n))
+		pd := rptJD && (without(rpt, r.rpfIface(rp)).empty() || e.spt && (wcIfx != ifx || wcNbr != n))
 		switch {
 		case !rptJD:
 			e.rptUp = rptNotJoined
@@ -99,6 +100,18 @@ func (r *Router) settleGroup(gs *groupState) {
 		}
 	}
 	r.settleAsserts(gs, o)
+}
+
+// without is s less interface ifx.
+func without(s ifset, ifx int) ifset {
+	if !s[ifx] {
+		return s
+	}
+	out := make(ifset, len(s))
+	for i, ok := range s {
+		out[i] = ok && i != ifx
+	}
+	return out
 }
 
 func sortedSources(gs *groupState) []netip.Addr {
