@@ -16,6 +16,7 @@ import (
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/hotcast/hotcast/daemon/api"
+	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/hotcast/hotcast/sync/rbs"
 )
 
@@ -61,6 +62,7 @@ func (d *Daemon) serveAPI(ctx context.Context, l net.Listener, path string) *htt
 	mux.HandleFunc("GET "+api.PathVRRP6, jsonHandler(d.vrrp6Status))
 	mux.HandleFunc("GET "+api.PathRBS, jsonHandler(d.rbsServices))
 	mux.HandleFunc("GET "+api.PathRBP, jsonHandler(d.rbsProfiles))
+	mux.HandleFunc("GET "+api.PathBFD, jsonHandler(d.bfdSessions))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	// The operator's way in is gone when Serve fails (http.Server
 	// retries temporary accept errors itself): the daemon ends with it.
@@ -297,7 +299,7 @@ func (d *Daemon) rbsServices(r *http.Request) (any, error) {
 		v := api.RemoteBackupService{
 			ServiceIndex: i + 1, ServiceName: st.Name, TCPState: st.State.String(),
 			PeerIP: st.Peer.String(), SourceIP: st.Source.String(), TCPPort: st.Port,
-			TrackBFD: "--", SSLPolicyName: "--", SSLState: "--", LastUpTime: "--",
+			TrackBFD: trackBFD(s.cfg), SSLPolicyName: "--", SSLState: "--", LastUpTime: "--",
 			LastDownReason: st.LastDownReason, PeerSysname: st.PeerSysName, Dialer: st.Dialer,
 			HoldTime: secs(st.HoldTime),
 			Counters: map[string]uint64{
@@ -379,4 +381,12 @@ func roleName(r rbs.Role) string {
 		return "Backup"
 	}
 	return ""
+}
+
+// trackBFD is a service's Track-BFD field: its session, or "--".
+func trackBFD(sc *config.RBS) string {
+	if sc.TrackBFD == "" {
+		return "--"
+	}
+	return sc.TrackBFD
 }

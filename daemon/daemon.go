@@ -71,6 +71,14 @@ type Daemon struct {
 	backups    []*backup
 	profileSeq int // numbers profiles for display; control path
 
+	// bfd is the BFD engine, nil without sessions; set by the control
+	// path (start-up, a reload) before any group tracks a session, and
+	// read by API and metrics handlers through bfdSessions. bfdWatch
+	// (control path only) follows each session into the VRRP6 groups.
+	bfd      BFDManager
+	bfdMu    sync.RWMutex // guards bfd for readers off the control path
+	bfdWatch map[string]*bfdWatch
+
 	// group owns every goroutine Run starts (protocol readers, the
 	// tracker, the link watcher, services); set by Run before bringUp,
 	// waited for by shutdown (or a failed start). A goroutine that
@@ -191,7 +199,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // interface (when one), and why. Everything the failed start made has
 // been undone when Run returns it.
 type StartError struct {
-	Phase     string // addresses, dataplane, mld, rbs, vrrp6, mld-proxy, api, metrics
+	Phase     string // addresses, dataplane, mld, rbs, bfd, vrrp6, mld-proxy, api, metrics
 	Interface string // "" when the phase failed as a whole
 	Err       error
 }
@@ -330,6 +338,9 @@ func (d *Daemon) start(ctx context.Context) (phase string, err error) {
 	}
 	if err := d.startRBS(ctx); err != nil {
 		return "rbs", err
+	}
+	if err := d.startBFD(ctx); err != nil {
+		return "bfd", err
 	}
 	// The tracker knows every interface before the first transition
 	// (those running MLD were handed over by startIfaceMLD).
@@ -540,6 +551,7 @@ func (d *Daemon) readMLD(ctx context.Context, conn MLDConn, log *slog.Logger, ha
 
 func (d *Daemon) stopProtocols() {
 	d.shutdownVRRP()
+	d.stopBFD() // after VRRP6: a group leaving Master is no BFD failure
 	d.stopProxy(false)
 	for _, ifc := range d.ifaces {
 		if ifc.mld != nil {

@@ -10,10 +10,12 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/ctrl/bfd"
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/hotcast/hotcast/daemon/config"
@@ -97,6 +99,7 @@ type fakeSystem struct {
 	vrrpc   map[string]*fakeVRRPConn
 	ucast   map[int][]string // unicast filter MACs
 	linkSub []*fakeLinkSub
+	bfd     *fakeBFD
 }
 
 func newFakeSystem(t *testing.T, n *fakeNet, id byte) *fakeSystem {
@@ -337,6 +340,31 @@ func (s *fakeSystem) ListenVRRP(ifname string, _ *slog.Logger) (VRRPConn, error)
 	return c, nil
 }
 
+func (s *fakeSystem) OpenBFD(bfd.EngineConfig) (BFDManager, error) {
+	if err := s.fault("bfd"); err != nil {
+		return nil, err
+	}
+	m := &fakeBFD{sessions: map[string]*fakeBFDSession{}}
+	s.mu.Lock()
+	s.bfd = m
+	s.mu.Unlock()
+	return m, nil
+}
+
+// bfdManager returns the last BFD engine opened.
+func (s *fakeSystem) bfdManager() *fakeBFD {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bfd
+}
+
+// vrrp returns the interface's last opened VRRP6 socket.
+func (s *fakeSystem) vrrp(ifname string) *fakeVRRPConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.vrrpc[ifname]
+}
+
 // mld returns the interface's last opened MLD socket.
 func (s *fakeSystem) mld(ifname string) *fakeMLDConn {
 	s.mu.Lock()
@@ -406,6 +434,95 @@ func (c fakeRBSConn) LocalAddr() net.Addr {
 	}
 	p := c.Conn.LocalAddr().(*net.TCPAddr).Port
 	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(c.local, uint16(p)))
+}
+
+// fakeBFD is a BFD engine whose sessions change state when the test says.
+type fakeBFD struct {
+	mu       sync.Mutex
+	sessions map[string]*fakeBFDSession
+	closed   bool
+}
+
+type fakeBFDSession struct {
+	cfg      bfd.Config
+	state    bfd.State
+	watchers []chan bfd.StateChange
+}
+
+func (f *fakeBFD) Add(c bfd.Config) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sessions[c.Name] != nil {
+		return fmt.Errorf("bfd session %q exists", c.Name)
+	}
+	f.sessions[c.Name] = &fakeBFDSession{cfg: c, state: bfd.StateDown}
+	return nil
+}
+
+func (f *fakeBFD) Reconfigure(c bfd.Config) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.sessions[c.Name]
+	if s == nil {
+		return fmt.Errorf("bfd session %q: no such session", c.Name)
+	}
+	s.cfg = c
+	return nil
+}
+
+func (f *fakeBFD) Remove(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.sessions, name)
+	return nil
+}
+
+func (f *fakeBFD) Watch(name string) (<-chan bfd.StateChange, func(), error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.sessions[name]
+	if s == nil {
+		return nil, nil, fmt.Errorf("bfd session %q: no such session", name)
+	}
+	ch := make(chan bfd.StateChange, 16)
+	ch <- bfd.StateChange{Name: name, Interface: s.cfg.Interface, Peer: s.cfg.Peer, To: s.state}
+	s.watchers = append(s.watchers, ch)
+	return ch, func() {}, nil
+}
+
+// set moves a session to a state: Down after Up is a detection-time
+// expiry (the peer fell silent) at lastRx.
+func (f *fakeBFD) set(name string, to bfd.State, lastRx time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.sessions[name]
+	c := bfd.StateChange{Name: name, Interface: s.cfg.Interface, Peer: s.cfg.Peer, From: s.state, To: to, Time: time.Now(), LastRx: lastRx}
+	if s.state == bfd.StateUp && to == bfd.StateDown {
+		c.Failed, c.Diag = true, bfd.DiagControlDetectionTimeExpired
+	}
+	s.state = to
+	for _, w := range s.watchers {
+		w <- c
+	}
+}
+
+func (f *fakeBFD) Sessions() []bfd.Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []bfd.Status
+	for _, s := range f.sessions {
+		out = append(out, bfd.Status{Name: s.cfg.Name, Interface: s.cfg.Interface, Peer: s.cfg.Peer, State: s.state, DetectMult: s.cfg.DetectMult})
+	}
+	return out
+}
+
+func (f *fakeBFD) Stats() bfd.ManagerStats { return bfd.ManagerStats{} }
+
+func (f *fakeBFD) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
 }
 
 // fakeMLDConn is an MLD socket: the test injects what hosts send; what
@@ -497,6 +614,7 @@ func (c *fakeMLDConn) report(t *testing.T, host netip.Addr, m mld.Message) {
 type fakeVRRPConn struct {
 	net    *fakeNet
 	lan    string
+	mute   atomic.Bool // its adverts no longer reach the LAN (a cut)
 	in     chan vrrp6.Received
 	once   sync.Once
 	closed chan struct{}
@@ -508,7 +626,9 @@ func (c *fakeVRRPConn) SendAdvert(frame []byte) error {
 		return net.ErrClosed
 	default:
 	}
-	c.net.deliver(c, frame)
+	if !c.mute.Load() {
+		c.net.deliver(c, frame)
+	}
 	return nil
 }
 

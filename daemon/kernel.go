@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/ctrl/bfd"
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/hotcast/hotcast/daemon/config"
@@ -171,6 +172,15 @@ func (Kernel) ListenVRRP(ifname string, log *slog.Logger) (VRRPConn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// OpenBFD implements System.
+func (Kernel) OpenBFD(cfg bfd.EngineConfig) (BFDManager, error) {
+	m, err := bfd.NewManager(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return kernelBFD{m}, nil
 }
 
 // RBSTransport implements System: the service's own TCP.

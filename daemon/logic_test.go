@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/ctrl/bfd"
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/hotcast/hotcast/daemon/api"
@@ -524,5 +525,83 @@ func TestFakeReload(t *testing.T) {
 	}
 	if !a.forwarding() {
 		t.Fatal("a reload of other interfaces touched lan0's gate")
+	}
+}
+
+// withBFD adds a BFD session "lan" on lan0 towards peer, tracked by the
+// group in peer mode, and slows the adverts so that Master_Down_Interval
+// (about 3.6 s) cannot be what made a Backup take over.
+func withBFD(y, peer string) string {
+	y = strings.Replace(y, "advertise-interval: 20ms}", "advertise-interval: 1s, track-bfd: [{session: lan, mode: peer}]}", 1)
+	return strings.Replace(y, "interfaces:\n", fmt.Sprintf("bfd:\n  sessions:\n    - {name: lan, interface: lan0, peer: \"%s\", min-tx: 10ms, min-rx: 10ms, multiplier: 3}\ninterfaces:\n", peer), 1)
+}
+
+// becameMaster counts the group's transitions to Master.
+func (r *fakeRouter) becameMaster() uint64 {
+	r.d.mu.RLock()
+	defer r.d.mu.RUnlock()
+	return r.d.ifaces["lan0"].vrrp[0].router.Status().Stats.BecameMaster
+}
+
+// lastReason is the reason of the group's last transition.
+func (r *fakeRouter) lastReason() vrrp6.Reason {
+	r.d.mu.RLock()
+	defer r.d.mu.RUnlock()
+	trs := r.d.ifaces["lan0"].vrrp[0].router.Status().Transitions
+	if len(trs) == 0 {
+		return 0
+	}
+	return trs[len(trs)-1].Reason
+}
+
+// A tracked BFD session's failure reaches the VRRP6 group: when the Master
+// falls silent (its adverts stop, BFD detects it), the Backup becomes
+// Master on the BFD event, not after Master_Down_Interval; when the BFD
+// session fails while the Master's adverts still arrive (the split-brain
+// case), the Backup stays Backup. display bfd session shows the session
+// and who tracks it.
+func TestFakeBFDTakeover(t *testing.T) {
+	n := newFakeNet()
+	sa, sb := newFakeMachine(t, n, 1), newFakeMachine(t, n, 2)
+	dir := t.TempDir()
+	a := startFake(t, sa, withBFD(fakeRouterYAML(dir, "A", 200, "", ""), "2001:db8:50::64"))
+	b := startFake(t, sb, withBFD(fakeRouterYAML(dir, "B", 100, "", ""), "2001:db8:50::c8"))
+	waitFor(t, 10*time.Second, "A Master, B Backup", func() bool {
+		return a.state() == vrrp6.StateMaster && b.state() == vrrp6.StateBackup && !b.forwarding()
+	})
+	fb := sb.bfdManager()
+	fb.set("lan", bfd.StateUp, time.Time{})
+
+	var sessions []api.BFDSession
+	if err := api.NewClient(b.cfg.API.Socket).Get(context.Background(), api.PathBFD, nil, &sessions); err != nil {
+		t.Fatal(err)
+	}
+	if len(sessions) != 1 || sessions[0].Name != "lan" || sessions[0].State != "Up" ||
+		!slices.Equal(sessions[0].TrackedBy, []string{"vrrp6 lan0 vrid 1 (peer)"}) {
+		t.Fatalf("display bfd session: %+v", sessions)
+	}
+
+	// The split-brain case: BFD fails, the Master's adverts still come.
+	before := b.becameMaster()
+	fb.set("lan", bfd.StateDown, time.Now().Add(-30*time.Millisecond))
+	time.Sleep(300 * time.Millisecond) // the event is handled at once; a wrong takeover would show
+	if b.becameMaster() != before || b.state() != vrrp6.StateBackup || b.forwarding() {
+		t.Fatalf("B left Backup on a BFD failure while A's adverts arrive (state %v)", b.state())
+	}
+	fb.set("lan", bfd.StateUp, time.Time{})
+
+	// A falls silent: no more adverts, then BFD detects it.
+	sa.vrrp("lan0").mute.Store(true)
+	time.Sleep(50 * time.Millisecond)
+	fb.set("lan", bfd.StateDown, time.Now().Add(-10*time.Millisecond))
+	waitFor(t, 3*time.Second, "B Master with its gate open", func() bool { return b.state() == vrrp6.StateMaster && b.forwarding() })
+	if r := b.lastReason(); r != vrrp6.ReasonBFDPeerDown {
+		t.Fatalf("B became Master by %v, want the BFD peer-down event (not Master_Down_Interval)", r)
+	}
+	if err := b.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !fb.closed {
+		t.Fatal("shutdown left the BFD engine open")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/ctrl/bfd"
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,8 @@ type collector struct {
 	rbsUp, rbsEntries, rbsBatches, rbsResyncs  *prometheus.Desc
 	rbsLag, rbsStrangers                       *prometheus.Desc
 	gate                                       *prometheus.Desc
+	bfdState, bfdPackets, bfdDrops, bfdDowns   *prometheus.Desc
+	bfdLate                                    *prometheus.Desc
 }
 
 func newCollector(d *Daemon) *collector {
@@ -53,12 +56,18 @@ func newCollector(d *Daemon) *collector {
 		rbsBatches:   n("rbs_batches_total", "Batch backups, by direction.", "profile", "direction"),
 		rbsResyncs:   n("rbs_resyncs_total", "Resynchronisations requested (receiver) or served (sender).", "profile", "side"),
 		rbsLag:       n("rbs_sync_lag_seconds", "Last measured time from a change to its acknowledgement by the peer.", "profile"),
+		bfdState:     n("bfd_session_state", "BFD session state: 0 AdminDown, 1 Down, 2 Init, 3 Up.", "session", "interface"),
+		bfdPackets:   n("bfd_packets_total", "BFD control packets by direction.", "session", "direction"),
+		bfdDrops:     n("bfd_drops_total", "BFD control packets dropped, by reason.", "session", "reason"),
+		bfdDowns:     n("bfd_session_down_total", "BFD session transitions from Up to Down or AdminDown.", "session"),
+		bfdLate:      n("bfd_engine_max_lateness_seconds", "Largest lateness of a BFD timer against its deadline."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.routePackets, c.routeBytes, c.frames, c.gate, c.mldRx, c.mldTx, c.mldDrops, c.mldGroups, c.mldQ,
-		c.vrrpState, c.vrrpMaster, c.vrrpAdverts, c.vrrpDr, c.rbsUp, c.rbsStrangers, c.rbsEntries, c.rbsBatches, c.rbsResyncs, c.rbsLag} {
+		c.vrrpState, c.vrrpMaster, c.vrrpAdverts, c.vrrpDr, c.rbsUp, c.rbsStrangers, c.rbsEntries, c.rbsBatches, c.rbsResyncs, c.rbsLag,
+		c.bfdState, c.bfdPackets, c.bfdDrops, c.bfdDowns, c.bfdLate} {
 		ch <- d
 	}
 }
@@ -160,6 +169,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.rbsResyncs, st.ResyncsRequested, b.cfg.Name, "receiver")
 		counter(c.rbsResyncs, st.ResyncsServed, b.cfg.Name, "sender")
 		gauge(c.rbsLag, st.SyncLag.Seconds(), b.cfg.Name)
+	}
+	if m := d.bfdView(); m != nil {
+		for _, st := range m.Sessions() {
+			gauge(c.bfdState, float64(st.State), st.Name, st.Interface)
+			counter(c.bfdPackets, st.Stats.Received, st.Name, "received")
+			counter(c.bfdPackets, st.Stats.Sent, st.Name, "sent")
+			counter(c.bfdDowns, st.Stats.DownCount, st.Name)
+			for reason, n := range st.Stats.Drops {
+				counter(c.bfdDrops, n, st.Name, bfd.DropReason(reason).String())
+			}
+		}
+		gauge(c.bfdLate, m.Stats().Engine.MaxLateness.Seconds())
 	}
 }
 

@@ -81,12 +81,17 @@ type reloadRequest struct {
 // Run's context: what it starts lives as long as the daemon.
 func (d *Daemon) reload(ctx context.Context, next *config.Config) error {
 	cs := config.Diff(d.cfg, next)
-	if cs.Empty() {
+	bc := config.DiffBFD(d.cfg, next)
+	if cs.Empty() && bc.Empty() {
 		d.log.Info("reload: nothing changed")
 		return nil
 	}
-	list := cs.Strings()
-	if refused := refused(&cs); len(refused) > 0 {
+	list := append(cs.Strings(), bc.Strings()...)
+	refused := refused(&cs)
+	if bc.RealtimePriority && d.bfd != nil {
+		refused = append(refused, "bfd.realtime-priority "+config.Modified.String()+" (the engine thread is set up at start)")
+	}
+	if len(refused) > 0 {
 		d.log.Error("reload refused: nothing applied, the running configuration stays", "refused", refused, "changes", list)
 		return fmt.Errorf("reload: %s: %w (nothing applied)", strings.Join(refused, "; "), ErrNeedsRestart)
 	}
@@ -97,6 +102,7 @@ func (d *Daemon) reload(ctx context.Context, next *config.Config) error {
 	}
 	d.log.Info("reload: applying", "changes", list)
 	errs := d.apply(ctx, next, &cs, p)
+	errs = append(errs, d.reloadBFD(ctx, next, bc)...)
 	if len(errs) > 0 {
 		err := errors.Join(errs...)
 		d.log.Error("reload: applied in part", "err", err)

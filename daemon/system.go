@@ -7,6 +7,7 @@ import (
 	"net/netip"
 
 	"github.com/hotcast/hotcast/bpf"
+	"github.com/hotcast/hotcast/ctrl/bfd"
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/mroute"
 	"github.com/hotcast/hotcast/ctrl/track"
@@ -59,6 +60,8 @@ type System interface {
 	ListenMLD(ifname string, linkLocal netip.Addr, log *slog.Logger) (MLDConn, error)
 	// ListenVRRP opens an interface's VRRP6 sockets.
 	ListenVRRP(ifname string, log *slog.Logger) (VRRPConn, error)
+	// OpenBFD starts the BFD engine.
+	OpenBFD(cfg bfd.EngineConfig) (BFDManager, error)
 	// RBSTransport returns how a remote backup service connects: nil
 	// functions mean the service's own TCP from source-ipv6 to
 	// peer-ipv6:port.

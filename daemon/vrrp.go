@@ -133,6 +133,16 @@ func routerConfig(ifc *iface, gc *config.VRRP6) vrrp6.Config {
 	for _, t := range gc.TrackInterfaces {
 		rc.Track = append(rc.Track, vrrp6.Track{Name: t.Name, Reduced: t.Reduced})
 	}
+	for _, t := range gc.TrackBFD {
+		mode := vrrp6.TrackBFDPeer
+		switch t.Mode {
+		case config.TrackBFDReduce:
+			mode = vrrp6.TrackBFDReduce
+		case config.TrackBFDStepDown:
+			mode = vrrp6.TrackBFDStepDown
+		}
+		rc.TrackBFD = append(rc.TrackBFD, vrrp6.TrackBFD{Session: t.Session, Mode: mode, Reduced: t.Reduced})
+	}
 	return rc
 }
 

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hotcast/hotcast/daemon/api"
 )
@@ -185,4 +186,55 @@ func printRBP(w io.Writer, ps []api.RemoteBackupProfile) {
 		fmt.Fprintf(w, " Last sequence        : %d (acked %d), sync lag %.3f ms\n", p.LastSequence, p.AckedSequence, p.SyncLagMS)
 		fmt.Fprintf(w, " Counters             : %s\n", kv(p.Counters))
 	}
+}
+
+// printBFD is VRP's "display bfd session all": one line a session.
+func printBFD(w io.Writer, ss []api.BFDSession) {
+	fmt.Fprintln(w, rule)
+	fmt.Fprintf(w, "%-10s %-10s %-26s %-9s %-16s %s\n", "Local", "Remote", "PeerIpAddr", "State", "Name", "InterfaceName")
+	fmt.Fprintln(w, rule)
+	up := 0
+	for _, s := range ss {
+		if s.State == "Up" {
+			up++
+		}
+		fmt.Fprintf(w, "%-10d %-10d %-26s %-9s %-16s %s\n", s.LocalDiscr, s.RemoteDiscr, strings.ToUpper(s.PeerAddress), s.State, s.Name, s.Interface)
+	}
+	fmt.Fprintln(w, rule)
+	fmt.Fprintf(w, "     Total UP/DOWN Session Number : %d/%d\n", up, len(ss)-up)
+}
+
+// printBFDVerbose is "display bfd session ... verbose".
+func printBFDVerbose(w io.Writer, ss []api.BFDSession) {
+	ms := func(s float64) string { return fmt.Sprintf("%.1f ms", s*1e3) }
+	for _, s := range ss {
+		fmt.Fprintln(w, rule)
+		fmt.Fprintf(w, " Session Name              : %s\n", s.Name)
+		fmt.Fprintf(w, " Local Discriminator       : %-10d Remote Discriminator : %d\n", s.LocalDiscr, s.RemoteDiscr)
+		fmt.Fprintf(w, " Session State             : %-10s Remote State         : %s\n", s.State, s.RemoteState)
+		fmt.Fprintf(w, " Bind Interface            : %s\n", s.Interface)
+		fmt.Fprintf(w, " Peer / Source Address     : %s / %s\n", strings.ToUpper(s.PeerAddress), strings.ToUpper(s.LocalAddress))
+		fmt.Fprintf(w, " Min Tx / Min Rx (local)   : %s / %s\n", ms(s.DesiredMinTx), ms(s.RequiredMinRx))
+		fmt.Fprintf(w, " Min Tx / Min Rx (remote)  : %s / %s\n", ms(s.RemoteMinTx), ms(s.RemoteMinRx))
+		fmt.Fprintf(w, " Actual Tx Interval        : %s\n", ms(s.TxInterval))
+		fmt.Fprintf(w, " Detect Mult (local/remote): %d / %d\n", s.DetectMult, s.RemoteDetectMult)
+		fmt.Fprintf(w, " Detection Time            : %s\n", ms(s.DetectTime))
+		fmt.Fprintf(w, " Local / Remote Diag       : %s / %s\n", s.LocalDiag, s.RemoteDiag)
+		up := "--"
+		if s.UpSince != nil {
+			up = fmt.Sprintf("%s (%.0f s)", s.UpSince.Format(time.DateTime), s.UptimeSeconds)
+		}
+		fmt.Fprintf(w, " Up Since                  : %s\n", up)
+		tb := "--"
+		if len(s.TrackedBy) > 0 {
+			tb = strings.Join(s.TrackedBy, ", ")
+		}
+		fmt.Fprintf(w, " Tracked By                : %s\n", tb)
+		fmt.Fprintf(w, " Packets Rx / Tx           : %d / %d\n", s.Counters["received"], s.Counters["sent"])
+		fmt.Fprintf(w, " Engine                    : %s, max lateness %s\n", s.EnginePolicy, ms(s.EngineMaxLateness))
+		if len(s.Drops) > 0 {
+			fmt.Fprintf(w, " Drops                     : %s\n", kv(s.Drops))
+		}
+	}
+	fmt.Fprintln(w, rule)
 }

@@ -7,6 +7,7 @@
 //	hotcastctl display vrrp6 [interface NAME] [vrid N] [--json]
 //	hotcastctl display remote-backup-service [NAME] [--json]
 //	hotcastctl display remote-backup-profile [NAME] [--json]
+//	hotcastctl display bfd session [NAME] [verbose] [--json]
 //	hotcastctl doctor [--config FILE] [--json]
 package main
 
@@ -36,6 +37,7 @@ commands:
   display vrrp6 [interface NAME] [vrid N]
   display remote-backup-service [NAME]
   display remote-backup-profile [NAME]
+  display bfd session [NAME] [verbose]
   import-vrp [--map VRPIF=IF ...] [--upstream IF] [--out FILE] FILE
   doctor [--config FILE]
 `
@@ -102,6 +104,24 @@ func run(args []string, w io.Writer) error {
 			return show(ctx, c, w, api.PathRBS, q, asJSON, printRBS)
 		}
 		return show(ctx, c, w, api.PathRBP, q, asJSON, printRBP)
+	case match(words, "display", "bfd", "session"):
+		q := url.Values{}
+		rest := words[3:]
+		verbose := len(rest) > 0 && rest[len(rest)-1] == "verbose"
+		if verbose {
+			rest = rest[:len(rest)-1]
+		}
+		switch len(rest) {
+		case 0:
+		case 1:
+			q.Set("name", rest[0])
+		default:
+			return fmt.Errorf("expected [NAME] [verbose], got %q", strings.Join(words[3:], " "))
+		}
+		if verbose {
+			return show(ctx, c, w, api.PathBFD, q, asJSON, printBFDVerbose)
+		}
+		return show(ctx, c, w, api.PathBFD, q, asJSON, printBFD)
 	default:
 		fs.Usage()
 		return errors.New("unknown command")

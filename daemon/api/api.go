@@ -22,6 +22,7 @@ const (
 	PathVRRP6           = "/v1/vrrp6"
 	PathRBS             = "/v1/remote-backup-services"
 	PathRBP             = "/v1/remote-backup-profiles"
+	PathBFD             = "/v1/bfd/sessions"
 )
 
 // Route is one forwarding entry with its counters.
@@ -187,6 +188,39 @@ type RemoteBackupService struct {
 }
 
 // RemoteBackupProfile is "display remote-backup-profile".
+// BFDSession is "display bfd session": one session's state, negotiated
+// timers (seconds) and counters.
+type BFDSession struct {
+	Name              string            `json:"name"`
+	Interface         string            `json:"interface"`
+	LocalAddress      string            `json:"local_address"` // "--" when the kernel chooses
+	PeerAddress       string            `json:"peer_address"`
+	State             string            `json:"state"` // AdminDown|Down|Init|Up
+	RemoteState       string            `json:"remote_state"`
+	LocalDiscr        uint32            `json:"local_discriminator"`
+	RemoteDiscr       uint32            `json:"remote_discriminator"`
+	LocalDiag         string            `json:"local_diag"`
+	RemoteDiag        string            `json:"remote_diag"`
+	DetectMult        uint8             `json:"detect_multiplier"`
+	RemoteDetectMult  uint8             `json:"remote_detect_multiplier"`
+	DesiredMinTx      float64           `json:"desired_min_tx"`
+	RequiredMinRx     float64           `json:"required_min_rx"`
+	RemoteMinTx       float64           `json:"remote_min_tx"`
+	RemoteMinRx       float64           `json:"remote_min_rx"`
+	TxInterval        float64           `json:"tx_interval"` // negotiated
+	DetectTime        float64           `json:"detect_time"`
+	Passive           bool              `json:"passive"`
+	Failed            bool              `json:"failed"`
+	UpSince           *time.Time        `json:"up_since,omitempty"`
+	UptimeSeconds     float64           `json:"uptime"`
+	LastChange        time.Time         `json:"last_change"`
+	TrackedBy         []string          `json:"tracked_by"` // "vrrp6 IF vrid N", "remote-backup-service NAME"
+	Counters          map[string]uint64 `json:"counters"`
+	Drops             map[string]uint64 `json:"drops"`
+	EnginePolicy      string            `json:"engine_policy"` // SCHED_FIFO/SCHED_OTHER and why
+	EngineMaxLateness float64           `json:"engine_max_lateness"`
+}
+
 type RemoteBackupProfile struct {
 	ProfileIndex        string            `json:"profile_index"`
 	ProfileName         string            `json:"profile_name"`
