@@ -1,10 +1,12 @@
-// Package pim is the foundation of hotcast's PIM-SM for IPv6 (RFC 7761):
-// the PIMv2 message codec and the per-interface neighbour state (Hellos,
-// neighbour liveness, DR election, LAN Prune Delay).
+// Package pim is hotcast's PIM-SM for IPv6 (RFC 7761): the PIMv2 message
+// codec, the per-interface neighbour state (Hellos, neighbour liveness, DR
+// election, LAN Prune Delay), and the join/prune and assert state
+// machines with the routes they derive.
 //
 // hotcast's PIM does not use kernel multicast routing (no MRT6_INIT, no
 // pim6reg interface): its messages travel over raw IPv6 sockets of protocol
-// 103 and its forwarding state will go into the same BPF maps as MLD's.
+// 103 and its forwarding state goes into the same BPF maps as MLD's (the
+// daemon turns [Route] values into bpf routes through ctrl/mroute).
 //
 // Codec: every byte slice starts at the PIM header (version, type,
 // reserved, checksum); the IPv6 header is the transport's business, except
@@ -18,10 +20,37 @@
 // tests run it on a fake clock, and reports neighbour and DR changes
 // ([Event]) and the messages it does not consume itself ([Received]).
 //
+// Routing state: a [Router] holds, across the interfaces added to it
+// ([Router.AddInterface], with [IfaceOptions] IgnoreDRState and
+// IgnoreAssertState), the §4.5 machines: downstream (*,G), (S,G) and
+// (S,G,rpt) per interface; upstream (*,G) and (S,G) with the Join Timer
+// (t_periodic, join suppression and prune override on a LAN, RPF' and
+// GenID changes); upstream (S,G,rpt) prunes carried with the (*,G) join.
+// The §4.6 assert machines elect one forwarder per LAN. Its inputs are the
+// Interface's callbacks ([Router.HandleEvent], [Router.HandleMessage]),
+// MLD's listeners ([Router.SetLocalMembership], the pim_include and
+// pim_exclude inputs), route changes ([Router.RPFChanged]) and the data
+// path hooks ([Router.SetSourceActive], the Keepalive Timer;
+// [Router.SetSPTBit]; [Router.DataOnOIF], what triggers an Assert). Its
+// outputs are Join/Prune messages (one batch per upstream neighbour,
+// packed within the MTU) and Asserts through [Interface.Send], and the
+// routes: [Router.Routes] and RouterConfig.OnRoutes ([RouteUpdate]),
+// delivered without the Router's lock held.
+//
+// RP and RPF: an [RPSet] maps groups to static RPs and holds the SSM range
+// (ff3x::/32 by default), whose groups get (S,G) state only. [RPF] answers
+// RPF_interface and MRIB.next_hop; [NetlinkRPF] asks the Linux FIB
+// (RTM_GETROUTE) and watches its changes, [StaticRPF] is a table.
+// RPF' is the next hop when it is a PIM neighbour on that interface (by
+// primary or secondary address), the address itself when on-link, or the
+// assert winner there (§4.1.6).
+//
 // Transport (Linux): [Conn] is a raw IPv6 socket of protocol 103 bound to
 // one interface and joined to ff02::d; it implements [Sender] and reads
 // [Packet] values for [Interface.HandlePacket].
 //
-// Not here yet: the join/prune state machines of §4.5, RPF, the RP and
-// DR register machinery, asserts, and the daemon wiring.
+// Not here yet: the DR's Register encapsulation and the RP's
+// Register-Stop, the SPT switch policy (the Router only takes the SPT bit
+// and source activity as inputs), (*,*,RP) and group-range joins, BSR,
+// and the daemon wiring.
 package pim
