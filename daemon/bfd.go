@@ -44,10 +44,32 @@ type bfdWatch struct {
 	done   chan struct{}
 }
 
-// bfdConfig maps a configured session to the engine's.
-func bfdConfig(s *config.BFDSession) bfd.Config {
-	return bfd.Config{Name: s.Name, Interface: s.Interface, Local: s.Source, Peer: s.Peer,
+// bfdConfig maps a configured session to the engine's. Without a source,
+// the session sends from the interface's configured address on the peer's
+// prefix (else its first configured one): the kernel's choice could be a
+// VRRP6 virtual IP, which moves with the Master, and the peer accepts a
+// session's packets from its configured address only.
+func bfdConfig(cfg *config.Config, s *config.BFDSession) bfd.Config {
+	c := bfd.Config{Name: s.Name, Interface: s.Interface, Local: s.Source, Peer: s.Peer,
 		DesiredMinTx: s.MinTx, RequiredMinRx: s.MinRx, DetectMult: s.Multiplier, Passive: s.Passive}
+	if c.Local.IsValid() {
+		return c
+	}
+	for _, ic := range cfg.Interfaces {
+		if ic.Name != s.Interface {
+			continue
+		}
+		for _, p := range ic.Addresses {
+			if p.Contains(s.Peer) {
+				c.Local = p.Addr()
+				return c
+			}
+		}
+		if len(ic.Addresses) > 0 && !s.Peer.IsLinkLocalUnicast() {
+			c.Local = ic.Addresses[0].Addr()
+		}
+	}
+	return c
 }
 
 // startBFD starts the engine and the configured sessions (control path),
@@ -93,7 +115,7 @@ func (d *Daemon) bfdView() BFDManager {
 // addBFDSession adds a session and follows its changes into the VRRP6
 // groups that track it (control path).
 func (d *Daemon) addBFDSession(ctx context.Context, s *config.BFDSession) error {
-	if err := d.bfd.Add(bfdConfig(s)); err != nil {
+	if err := d.bfd.Add(bfdConfig(d.cfg, s)); err != nil {
 		return onIface(s.Interface, fmt.Errorf("bfd session %s: %w", s.Name, err))
 	}
 	ch, stop, err := d.bfd.Watch(s.Name)
@@ -190,7 +212,7 @@ func (d *Daemon) reloadBFD(ctx context.Context, next *config.Config, bc config.B
 				}
 			}
 		case config.Modified:
-			if err := d.bfd.Reconfigure(bfdConfig(next.BFDSession(c.Name))); err != nil {
+			if err := d.bfd.Reconfigure(bfdConfig(next, next.BFDSession(c.Name))); err != nil {
 				errs = append(errs, fmt.Errorf("bfd session %s: %w", c.Name, err))
 			}
 		case config.Added:

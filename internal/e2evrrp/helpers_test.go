@@ -41,6 +41,10 @@ type routerSpec struct {
 	preemptDelay time.Duration
 	advInt       time.Duration
 	addr         string // LAN address
+	// bfd, when set, runs a BFD session "lan" on lan0 to the other
+	// router of the pair at this interval (x 3), tracked by the group in
+	// peer mode.
+	bfd time.Duration
 }
 
 // routerYAML: upstream up0 (static), LAN lan0 with VRRP6 group 1 and the
@@ -112,6 +116,11 @@ func newLab(t *testing.T, specs []routerSpec, withKeepalived bool) *lab {
 		r.yaml = labtest.Sprintf(routerYAML, s.name, streamGroup, streamSrc, vipLL, vipGlobal,
 			s.prio, s.preemptDelay, s.advInt, s.addr)
 		l.routers = append(l.routers, r)
+	}
+	for i, r := range l.routers {
+		if r.spec.bfd > 0 && len(l.routers) == 2 {
+			r.yaml = withBFD(r.yaml, r.spec, l.routers[1-i].spec.addr)
+		}
 	}
 	if withKeepalived {
 		l.kaNS = netnstest.New(t, "ka")
@@ -449,4 +458,30 @@ func waitState(t *testing.T, r *hcRouter, want string, timeout time.Duration) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// withBFD adds a router's BFD sessions to its peer: "lan" on lan0,
+// tracked by its group in peer mode, and "rbs" on up0 (standing for the
+// RBS link), tracked by a remote backup service between the two up0
+// addresses (2001:db8:10::1 and ::2, by the LAN address's last digit).
+func withBFD(yaml string, s routerSpec, peer string) string {
+	adv := "advertise-interval: " + s.advInt.String() + "}"
+	yaml = strings.Replace(yaml, adv, strings.TrimSuffix(adv, "}")+", track-bfd: [{session: lan, mode: peer}]}", 1)
+	self, other := "2001:db8:10::"+s.addr[len(s.addr)-1:], "2001:db8:10::"+peer[len(peer)-1:]
+	yaml = strings.Replace(yaml, "  - name: up0\n", "  - name: up0\n    addresses: [\""+self+"/64\"]\n", 1)
+	iv := s.bfd.String()
+	return strings.Replace(yaml, "interfaces:\n", "bfd:\n  sessions:\n"+
+		"    - {name: lan, interface: lan0, peer: \""+peer+"\", min-tx: "+iv+", min-rx: "+iv+", multiplier: 3}\n"+
+		"    - {name: rbs, interface: up0, peer: \""+other+"\", min-tx: "+iv+", min-rx: "+iv+", multiplier: 3}\n"+
+		"remote-backup-services:\n  - {name: service1, peer-ipv6: \""+other+"\", source-ipv6: \""+self+"\", port: 1025, track-bfd: rbs}\n"+
+		"interfaces:\n", 1)
+}
+
+// bfdState is the state of the router's BFD session ("" when none).
+func (r *hcRouter) bfdState(name string) string {
+	var ss []api.BFDSession
+	if err := r.get(api.PathBFD+"?name="+name, &ss); err != nil || len(ss) != 1 {
+		return ""
+	}
+	return ss[0].State
 }
