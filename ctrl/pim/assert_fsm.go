@@ -233,15 +233,10 @@ func (r *Router) assertWin(ri *rIface, c assertCtx, st *assertFSM) {
 	}
 	r.sendAssert(ri, c.group, st.src, c.rpt, c.my)
 	m, g := c.m, c.group
-	r.arm(&st.at, AssertTime-AssertOverrideInterval, func() {
-		if m[ri.index] == st && st.state == asWinner {
-			r.dirty[g] = struct{}{}
-			r.sendAssert(ri, g, st.src, st.metric.rpt, st.metric)
-			r.arm(&st.at, AssertTime-AssertOverrideInterval, func() { r.assertWinnerRefresh(ri, m, g, st) })
-		}
-	})
+	r.arm(&st.at, AssertTime-AssertOverrideInterval, func() { r.assertWinnerRefresh(ri, m, g, st) })
 }
 
+// assertWinnerRefresh is the Winner's AT expiry: send Assert, restart AT.
 func (r *Router) assertWinnerRefresh(ri *rIface, m map[int]*assertFSM, g netip.Addr, st *assertFSM) {
 	if m[ri.index] == st && st.state == asWinner {
 		r.sendAssert(ri, g, st.src, st.metric.rpt, st.metric)

@@ -117,3 +117,21 @@ func TestJoinPruneHostile(t *testing.T) {
 		t.Errorf("%d routes after the holdtime", got)
 	}
 }
+
+// TestLocalMembershipAtLimit: listeners refused at MaxEntries get their
+// entry once there is room.
+func TestLocalMembershipAtLimit(t *testing.T) {
+	n, r, down, _ := oneRouter(t, false, func(c *RouterConfig) { c.MaxEntries = 1 })
+	r.r.SetIfaceOptions(1, IfaceOptions{IgnoreDRState: true})
+	down.inject(llN1, jpTo(llR, 30, gset(testG2, []Source{StarG(testRP)}, nil)))
+	if err := r.r.SetLocalMembership(1, testG, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.route(netip.Addr{}, testG); ok {
+		t.Fatal("entry beyond MaxEntries")
+	}
+	n.run(31 * time.Second) // G2's join expires
+	if !r.joined(netip.Addr{}, testG) {
+		t.Errorf("listeners' entry not made when room came: %+v", r.r.Routes())
+	}
+}

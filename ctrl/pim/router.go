@@ -161,8 +161,6 @@ func (r JPDropReason) String() string {
 		return "rp-mismatch"
 	case JPDropStateLimit:
 		return "state-limit"
-	case JPDropNotRunning:
-		return "not-running"
 	}
 	return fmt.Sprintf("jp-drop-%d", uint8(r))
 }
@@ -207,6 +205,7 @@ type Router struct {
 	entries  int // (*,G) and (S,G) entries
 	rpf      map[netip.Addr]rpfResult
 	dirty    map[netip.Addr]struct{}
+	starved  map[netip.Addr]struct{}             // groups whose listeners' entries MaxEntries refused
 	exported map[netip.Addr]map[netip.Addr]Route // by group, source
 	batches  map[nbrKey]*jpBatch
 	stats    RouterStats
@@ -287,6 +286,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 		groups:   make(map[netip.Addr]*groupState),
 		rpf:      make(map[netip.Addr]rpfResult),
 		dirty:    make(map[netip.Addr]struct{}),
+		starved:  make(map[netip.Addr]struct{}),
 		exported: make(map[netip.Addr]map[netip.Addr]Route),
 		batches:  make(map[nbrKey]*jpBatch),
 	}, nil
@@ -430,8 +430,10 @@ func (r *Router) SetLocalMembership(ifindex int, group netip.Addr, exclude bool,
 		if exclude && !gs.ssm(r) {
 			r.ensureWC(gs)
 		}
-		for _, s := range srcs {
-			r.ensureSG(gs, s)
+		if !exclude || !gs.ssm(r) {
+			for _, s := range srcs {
+				r.ensureSG(gs, s)
+			}
 		}
 	}
 	r.dirty[group] = struct{}{}

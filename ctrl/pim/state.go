@@ -121,6 +121,16 @@ func (gs *groupState) dropIface(r *Router, ifx int) {
 // gc removes the entries that hold no state (RFC 7761 §4.5: NoInfo
 // everywhere, NotJoined, no assert state, no local listener, no data).
 func (r *Router) gc(gs *groupState) {
+	before := r.entries
+	defer func() {
+		if r.entries < before && len(r.starved) > 0 {
+			// Room: the groups whose listeners were refused try again.
+			for g := range r.starved {
+				r.dirty[g] = struct{}{}
+			}
+			clear(r.starved)
+		}
+	}()
 	local := func(s netip.Addr) bool {
 		for _, ri := range r.ifaces {
 			if m, ok := ri.local[gs.g]; ok {
@@ -166,9 +176,19 @@ func (r *Router) gc(gs *groupState) {
 			r.entries--
 		}
 	}
-	if gs.wc == nil && len(gs.src) == 0 {
+	if gs.wc == nil && len(gs.src) == 0 && !r.hasLocal(gs.g) {
 		delete(r.groups, gs.g)
 	}
+}
+
+// hasLocal reports whether any interface has listeners for g.
+func (r *Router) hasLocal(g netip.Addr) bool {
+	for _, ri := range r.ifaces {
+		if _, ok := ri.local[g]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // ifset is a set of interfaces.

@@ -24,6 +24,9 @@ type upstream struct {
 	override bool
 	ifx      int
 	nbr      netip.Addr
+	// The entry's group and its source entry in a Join/Prune.
+	g   netip.Addr
+	src Source
 }
 
 // rpfPrimeWC is RPF'(*,G) (§4.1.6): the assert winner on RPF_interface(RP)
@@ -55,6 +58,7 @@ func (r *Router) rpfPrimeSG(gs *groupState, e *sgState) (int, netip.Addr) {
 // settleGroup evaluates JoinDesired(*,G), JoinDesired(S,G) and
 // PruneDesired(S,G,rpt) for one group and steps the upstream machines.
 func (r *Router) settleGroup(gs *groupState) {
+	r.ensureLocal(gs)
 	o := r.wcOlist(gs)
 	rp := gs.rp(r)
 	wcIfx, wcNbr := r.rpfPrimeWC(gs)
@@ -102,6 +106,28 @@ func (r *Router) settleGroup(gs *groupState) {
 	r.settleAsserts(gs, o)
 }
 
+// ensureLocal makes the entries local listeners need: (*,G) for EXCLUDE
+// mode (not in SSM), (S,G) for included sources; again at each settle, so
+// that entries refused at MaxEntries come when there is room.
+func (r *Router) ensureLocal(gs *groupState) {
+	for _, ri := range r.ifaces {
+		m, ok := ri.local[gs.g]
+		switch {
+		case !ok:
+		case m.exclude && !gs.ssm(r):
+			if r.ensureWC(gs) == nil {
+				r.starved[gs.g] = struct{}{}
+			}
+		case !m.exclude:
+			for _, s := range m.sources {
+				if r.ensureSG(gs, s) == nil {
+					r.starved[gs.g] = struct{}{}
+				}
+			}
+		}
+	}
+}
+
 // without is s less interface ifx.
 func without(s ifset, ifx int) ifset {
 	if !s[ifx] {
@@ -127,7 +153,7 @@ func sortedSources(gs *groupState) []netip.Addr {
 // JoinDesired changes and RPF' changes (§4.5.6, §4.5.7).
 func (r *Router) stepUpstream(u *upstream, g netip.Addr, src Source, jd bool, ifx int, n netip.Addr, viaAssert bool) {
 	oldIfx, oldNbr := u.ifx, u.nbr
-	u.ifx, u.nbr = ifx, n
+	u.ifx, u.nbr, u.g, u.src = ifx, n, g, src
 	switch {
 	case !u.joined && jd:
 		u.joined = true
@@ -163,31 +189,16 @@ func (r *Router) armJT(u *upstream, d time.Duration) {
 }
 
 func (r *Router) joinTimerExpired(u *upstream) {
-	if !u.joined {
-		return
+	switch {
+	case !u.joined:
+	case !u.nbr.IsValid(): // no RPF' (directly connected source, no neighbour): nothing to send
+		r.armJT(u, r.cfg.JoinPrunePeriod)
+	case u.override:
+		r.batch(u.ifx, u.nbr).add(u.g, u.src, true)
+		r.armJT(u, r.cfg.JoinPrunePeriod)
+	default:
+		r.periodic(u)
 	}
-	if u.override || !u.nbr.IsValid() {
-		r.refreshOne(u)
-		return
-	}
-	r.periodic(u)
-}
-
-// refreshOne sends u's own join (found by scanning its group) and
-// re-arms it.
-func (r *Router) refreshOne(u *upstream) {
-	for _, gs := range r.groups {
-		if gs.wc != nil && &gs.wc.up == u {
-			r.batch(u.ifx, u.nbr).add(gs.g, StarG(gs.rp(r)), true)
-			r.dirty[gs.g] = struct{}{}
-		}
-		for _, e := range gs.src {
-			if &e.up == u {
-				r.batch(u.ifx, u.nbr).add(gs.g, SG(e.s), true)
-			}
-		}
-	}
-	r.armJT(u, r.cfg.JoinPrunePeriod)
 }
 
 // periodic sends the joins of every entry joined through u's neighbour
