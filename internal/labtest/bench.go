@@ -51,3 +51,13 @@ func BenchIntervals(t testing.TB) []time.Duration {
 	}
 	return out
 }
+
+// KernelRelease is the running kernel's release (uname -r), for the
+// benchmarks' records.
+func KernelRelease() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}
