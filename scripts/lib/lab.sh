@@ -150,6 +150,15 @@ report() {
       "${ROUTERS[1]}" "$(awk -v m="$mdi" 'BEGIN{print m*1000}')"
     args=(--max-gap-ms "$(awk -v m="$mdi" 'BEGIN{printf "%.1f", m*1000+100}')")
   fi
+  # With BFD tracked by the group (scripts/lab HC_LAB_BFD) the takeover is
+  # bounded by the session's detection time.
+  local detect
+  detect=$(cat "$RUN/detect" 2>/dev/null || true)
+  if [ -n "$detect" ]; then
+    printf "BFD detection time of %s's LAN session (display bfd session --json: detect_time): %.1f ms\n" \
+      "${ROUTERS[1]}" "$(awk -v m="$detect" 'BEGIN{print m*1000}')"
+    args=(--max-gap-ms "$(awk -v m="$detect" 'BEGIN{printf "%.1f", m*1000+100}')")
+  fi
   if [ "${1:-}" = --check ]; then args+=(--check "steady,failover,failback"); fi
   for r in "${RECEIVERS[@]}"; do logs+=("$RUN/$r.log"); done
   echo "the receivers' machine-readable lines:"
