@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
 	"slices"
 	"time"
 
@@ -93,6 +94,14 @@ func (d *Daemon) openBFD(c *config.BFD) error {
 	prio := c.RealtimePriority
 	if prio == 0 {
 		prio = -1 // the configuration's 0 is SCHED_OTHER; the engine's is its default
+	}
+	// The engine's locked thread needs a free P of the Go scheduler each
+	// time it wakes from epoll: with every P busy it waits for one (up to
+	// a scheduler tick, 10 ms), which is a missed BFD packet at 3.3 ms.
+	// One spare P keeps it from waiting (docs/bfd.md).
+	if n, want := runtime.GOMAXPROCS(0), runtime.NumCPU()+1; n < want {
+		runtime.GOMAXPROCS(want)
+		d.log.Info("bfd: a spare scheduler slot for the engine thread", "gomaxprocs_was", n, "gomaxprocs", want)
 	}
 	m, err := d.sys.OpenBFD(bfd.EngineConfig{RealtimePriority: prio, Log: d.log.With("component", "bfd")})
 	if err != nil {
