@@ -511,7 +511,7 @@ func (f *fakeBFD) Sessions() []bfd.Status {
 	defer f.mu.Unlock()
 	var out []bfd.Status
 	for _, s := range f.sessions {
-		out = append(out, bfd.Status{Name: s.cfg.Name, Interface: s.cfg.Interface, Peer: s.cfg.Peer, State: s.state, DetectMult: s.cfg.DetectMult})
+		out = append(out, bfd.Status{Name: s.cfg.Name, Interface: s.cfg.Interface, Local: s.cfg.Local, Peer: s.cfg.Peer, State: s.state, DetectMult: s.cfg.DetectMult})
 	}
 	return out
 }

@@ -605,3 +605,51 @@ func TestFakeBFDTakeover(t *testing.T) {
 		t.Fatal("shutdown left the BFD engine open")
 	}
 }
+
+// A reload that adds a BFD section starts the engine with its sessions
+// and makes the group track them; removing a session stops it; a changed
+// realtime-priority with the engine running is refused, nothing applied.
+func TestFakeReloadBFD(t *testing.T) {
+	sys := newFakeMachine(t, newFakeNet(), 1)
+	y := fakeRouterYAML(t.TempDir(), "A", 200, "", "")
+	a := startFake(t, sys, y)
+	if sys.bfdManager() != nil {
+		t.Fatal("a BFD engine without a bfd section")
+	}
+	withLan := withBFD(y, "2001:db8:50::64")
+	if err := a.d.Reload(loadYAML(t, withLan)); err != nil {
+		t.Fatal(err)
+	}
+	fb := sys.bfdManager()
+	if fb == nil || len(fb.Sessions()) != 1 {
+		t.Fatalf("after the reload: engine %v", fb)
+	}
+	if s := fb.Sessions()[0]; s.Local != netip.MustParseAddr("2001:db8:50::200") {
+		t.Fatalf("session source %v, want the interface's address on the peer's prefix", s.Local)
+	}
+	a.d.mu.RLock()
+	tracks := a.d.ifaces["lan0"].vrrp[0].cfg.TrackBFD
+	a.d.mu.RUnlock()
+	if len(tracks) != 1 || tracks[0].Session != "lan" {
+		t.Fatalf("group tracks %+v", tracks)
+	}
+
+	prio := strings.Replace(withLan, "bfd:\n", "bfd:\n  realtime-priority: 20\n", 1)
+	if err := a.d.Reload(loadYAML(t, prio)); err == nil || !strings.Contains(err.Error(), "bfd.realtime-priority modified") {
+		t.Fatalf("Reload = %v, want the priority change refused", err)
+	}
+
+	two := strings.Replace(withLan, "multiplier: 3}\n", "multiplier: 3}\n    - {name: up, interface: up0, peer: \"2001:db8:20::1\"}\n", 1)
+	if err := a.d.Reload(loadYAML(t, two)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(fb.Sessions()); n != 2 {
+		t.Fatalf("%d sessions after adding one, want 2", n)
+	}
+	if err := a.d.Reload(loadYAML(t, withLan)); err != nil {
+		t.Fatal(err)
+	}
+	if ss := fb.Sessions(); len(ss) != 1 || ss[0].Name != "lan" {
+		t.Fatalf("sessions after removing up: %+v", ss)
+	}
+}
