@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/hotcast/hotcast/internal/stats"
 )
 
 // Row is one line of a variant's table: medians over rounds.
@@ -50,18 +52,6 @@ func (r Row) Ratio() float64 {
 	return r.Hotcast / r.Kernel
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 // Summarize groups samples into one table per variant, in the order the
 // variants and fan-outs first appear.
 func Summarize(samples []Sample) map[string][]Row {
@@ -100,8 +90,8 @@ func Summarize(samples []Sample) map[string][]Row {
 		a := accs[k]
 		r := Row{
 			Fanout: k.n, Baseline: strings.Join(a.baselines, "+"),
-			OfferedKernel: median(a.offK), OfferedHotcast: median(a.offH),
-			Kernel: median(a.k), Hotcast: median(a.h),
+			OfferedKernel: stats.Median(a.offK), OfferedHotcast: stats.Median(a.offH),
+			Kernel: stats.Median(a.k), Hotcast: stats.Median(a.h),
 			Rounds: min(len(a.k), len(a.h)),
 		}
 		r.BoundKernel = len(a.k) > 0 && bound(r.Kernel, r.OfferedKernel)
