@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestBatchBeyondQueueBound: a batch is encoded as the connection takes
@@ -101,6 +103,37 @@ func TestReaderReusesEntries(t *testing.T) {
 			}
 		} else if m.Type() != w.Type() {
 			t.Errorf("message %d: %s, want %s", i, m.Type(), w.Type())
+		}
+	}
+}
+
+// TestLongApplyKeepsSession: while the receiver applies a batch for longer
+// than the hold time (a million entries take seconds), under the service
+// lock, its keepalives still go out and the session stays up; the time
+// spent applying does not count as the sender's silence either. Real
+// clock (the fake one runs timers one after another, and the receiver's
+// hold timer waits for the lock) and TCP (a net.Pipe has no buffer: the
+// sender's writes would block on the busy reader until their deadline).
+// 4.5 s.
+func TestLongApplyKeepsSession(t *testing.T) {
+	if testing.Short() {
+		t.Skip("4.5 s of real time")
+	}
+	pr := newTCPPair(t, func(_ string, c *Config) { c.HoldTime, c.Clock = MinHoldTime, realClock{} })
+	for i := range 10 {
+		pr.ta.set(entryN(i, 100))
+	}
+	var once sync.Once
+	pr.tb.replaceHook = func() {
+		once.Do(func() { time.Sleep(MinHoldTime + 1500*time.Millisecond) })
+	}
+	pr.pa.SetRole(RoleMaster)
+	pr.pb.SetRole(RoleBackup)
+	pr.run()
+	eventually(t, "batch applied", pr.converged)
+	for _, s := range []*Service{pr.a, pr.b} {
+		if st := s.Status(); st.Stats.Established != 1 || st.Stats.HoldExpired != 0 {
+			t.Fatalf("%s: established %d, hold expired %d (%q): the session dropped during the apply", st.PeerSysName, st.Stats.Established, st.Stats.HoldExpired, st.LastDownReason)
 		}
 	}
 }

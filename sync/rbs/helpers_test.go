@@ -112,6 +112,9 @@ type table struct {
 	upserts  int
 	deletes  int
 	failNext error
+	// replaceHook, if set, runs at the start of ReplaceAll (set it before
+	// the services run).
+	replaceHook func()
 }
 
 func newTable() *table { return &table{m: make(map[netip.Addr]MLDEntry)} }
@@ -128,6 +131,9 @@ func (t *table) Snapshot(uint32) []MLDEntry {
 }
 
 func (t *table) ReplaceAll(_ uint32, es []MLDEntry) error {
+	if t.replaceHook != nil {
+		t.replaceHook()
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err := t.failNext; err != nil {

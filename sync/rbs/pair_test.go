@@ -132,19 +132,74 @@ func TestConvergenceProperty(t *testing.T) {
 	if testing.Short() {
 		seeds = 5
 	}
+	convergence(t, seeds, seeds > 5, func(t *testing.T, mod func(string, *Config)) *pair { return newPair(t, mod) })
+}
+
+// TestConvergenceTCP is the property over loopback TCP, where deltas and
+// acks are written from the publishing (or acking) goroutine when the
+// writer is idle, and cuts close real sockets.
+func TestConvergenceTCP(t *testing.T) {
+	seeds := 10
+	if testing.Short() {
+		seeds = 3
+	}
+	convergence(t, seeds, false, newTCPPair) // most steps run before a TCP session is up: few windows fill
+}
+
+// newTCPPair is newPair over loopback TCP (127.0.0.1 dials 127.0.0.2).
+func newTCPPair(t *testing.T, mod func(string, *Config)) *pair {
+	lo1, lo2 := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	probe, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("127.0.0.2 not usable: %v", err)
+	}
+	port := uint16(probe.Addr().(*net.TCPAddr).Port)
+	probe.Close()
+	addr := netip.AddrPortFrom(lo2, port).String()
+	var pr *pair
+	pr = newPair(t, func(side string, c *Config) {
+		if mod != nil {
+			mod(side, c)
+		}
+		c.Port = port
+		if side == "a" {
+			c.Source, c.Peer = lo1, lo2
+			c.Dial = func(ctx context.Context) (net.Conn, error) {
+				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: lo1.AsSlice()}}
+				x, err := d.DialContext(ctx, "tcp", addr)
+				if err != nil {
+					return nil, err
+				}
+				pr.mu.Lock()
+				pr.conns = append(pr.conns, x)
+				pr.mu.Unlock()
+				return x, nil
+			}
+		} else {
+			c.Source, c.Peer = lo2, lo1
+			c.Listen = func(ctx context.Context) (net.Listener, error) {
+				var lc net.ListenConfig
+				return lc.Listen(ctx, "tcp", addr)
+			}
+		}
+	})
+	return pr
+}
+
+func convergence(t *testing.T, seeds int, wantOverflows bool, mk func(*testing.T, func(string, *Config)) *pair) {
 	var reconnects, overflows, resyncs, batches uint64
 	defer func() {
 		t.Logf("reconnects %d, window overflows %d, resync requests %d, batches %d", reconnects, overflows, resyncs, batches)
-		if !t.Failed() && (reconnects == 0 || batches == 0 || (seeds > 5 && overflows == 0)) {
+		if !t.Failed() && (reconnects == 0 || batches == 0 || (wantOverflows && overflows == 0)) {
 			t.Errorf("property test did not exercise reconnects/overflows")
 		}
 	}()
 	for seed := range seeds {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := mrand.New(mrand.NewPCG(uint64(seed), 0x5eed))
-			pr := newPair(t, func(_ string, c *Config) {
+			pr := mk(t, func(_ string, c *Config) {
 				if seed%3 == 0 {
-					c.MaxUnacked = 3 // exercise window overflow
+					c.MaxUnacked = 3 // exercise window overflow (with bursts, below)
 				}
 			})
 			roles := [2]Role{RoleMaster, RoleBackup}
@@ -160,18 +215,26 @@ func TestConvergenceProperty(t *testing.T) {
 			for range 80 {
 				switch r := rng.IntN(100); {
 				case r < 55:
-					for i := range 2 {
-						if roles[i] != RoleMaster {
-							continue
-						}
-						g := rng.IntN(24)
-						if rng.IntN(4) == 0 {
-							tabs[i].del(groupN(g))
-							profs[i].Publish(OpDelete, entryN(g, 0))
-						} else {
-							e := entryN(g, uint32(rng.IntN(1000)))
-							tabs[i].set(e)
-							profs[i].Publish(OpUpsert, e)
+					// A burst now and then: deltas are sent as they are
+					// published, and one at a time the acks keep up.
+					burst := 1
+					if rng.IntN(4) == 0 {
+						burst = 8
+					}
+					for range burst {
+						for i := range 2 {
+							if roles[i] != RoleMaster {
+								continue
+							}
+							g := rng.IntN(24)
+							if rng.IntN(4) == 0 {
+								tabs[i].del(groupN(g))
+								profs[i].Publish(OpDelete, entryN(g, 0))
+							} else {
+								e := entryN(g, uint32(rng.IntN(1000)))
+								tabs[i].set(e)
+								profs[i].Publish(OpUpsert, e)
+							}
 						}
 					}
 				case r < 65:

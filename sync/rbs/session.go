@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -459,8 +460,14 @@ type conn struct {
 	established bool
 	lastRecv    time.Time
 	holdTimer   Timer
-	kaTimer     Timer
 	reason      string
+
+	// The keepalive timer has a lock of its own: keepalives go out while
+	// the service lock is held for long (a million-entry batch applied),
+	// or the peer would take the silence for a dead session.
+	kaMu    sync.Mutex
+	kaTimer Timer
+	kaStop  bool
 
 	qmu     sync.Mutex
 	qcond   *sync.Cond
@@ -468,6 +475,11 @@ type conn struct {
 	qbytes  int
 	closing bool // flush the queue, then close
 	closed  bool
+	// idle: the writer waits with nothing queued or buffered, so a frame
+	// may be written at once by whoever queues it (direct, below).
+	idle bool
+	// direct is the socket for those writes (plain TCP; nil over TLS).
+	direct syscall.RawConn
 }
 
 func (s *Service) serve(ctx context.Context, nc net.Conn, dialed bool) {
@@ -485,6 +497,16 @@ func (s *Service) serve(ctx context.Context, nc net.Conn, dialed bool) {
 		nc = tc
 	}
 	c := &conn{s: s, nc: nc}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		// Go's default, said out loud: a delta is one small segment, and
+		// Nagle would hold it for the ack of the previous one.
+		if err := tc.SetNoDelay(true); err != nil {
+			s.log.Warn("tcp nodelay", "err", err)
+		}
+		if rc, err := tc.SyscallConn(); err == nil {
+			c.direct = rc
+		}
+	}
 	c.qcond = sync.NewCond(&c.qmu)
 	writerDone := make(chan struct{})
 	go func() {
@@ -608,9 +630,7 @@ func (s *Service) detach(c *conn) {
 	if c.holdTimer != nil {
 		c.holdTimer.Stop()
 	}
-	if c.kaTimer != nil {
-		c.kaTimer.Stop()
-	}
+	c.stopKeepalive()
 	if s.pending == c {
 		s.pending = nil
 	}
@@ -669,17 +689,57 @@ func (c *conn) armHold(d time.Duration) {
 	})
 }
 
+// armKeepalive starts sending keepalives every hold/3; s.mu held.
 func (c *conn) armKeepalive() {
-	s := c.s
-	c.kaTimer = s.cfg.Clock.AfterFunc(s.hold/3, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.cur != c {
+	frame, err := Marshal(&Keepalive{})
+	if err != nil {
+		panic(err) // an empty message always encodes
+	}
+	every := c.s.hold / 3
+	var tick func()
+	tick = func() {
+		c.kaMu.Lock()
+		defer c.kaMu.Unlock()
+		if c.kaStop {
 			return
 		}
-		c.send(&Keepalive{})
-		c.armKeepalive()
-	})
+		c.enqueueKeepalive(frame)
+		c.kaTimer = c.s.cfg.Clock.AfterFunc(every, tick)
+	}
+	c.kaMu.Lock()
+	defer c.kaMu.Unlock()
+	if !c.kaStop {
+		c.kaTimer = c.s.cfg.Clock.AfterFunc(every, tick)
+	}
+}
+
+func (c *conn) stopKeepalive() {
+	c.kaMu.Lock()
+	defer c.kaMu.Unlock()
+	c.kaStop = true
+	if c.kaTimer != nil {
+		c.kaTimer.Stop()
+	}
+}
+
+// enqueueKeepalive queues a keepalive without the service lock: anywhere
+// in the stream is fine for it. A full queue (a stuck peer) drops it; the
+// next message's enqueue closes the session.
+func (c *conn) enqueueKeepalive(frame []byte) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.closed || c.closing || c.qbytes+len(frame) > c.s.cfg.MaxQueueBytes {
+		return
+	}
+	c.s.msgsOut.Add(1)
+	if c.idle && len(c.q) == 0 && c.direct != nil {
+		if frame = c.writeNow(frame); len(frame) == 0 {
+			return
+		}
+	}
+	c.q = append(c.q, queued{b: frame})
+	c.qbytes += len(frame)
+	c.qcond.Signal()
 }
 
 // queued is frames waiting for the writer: one, a run of them, or a
@@ -775,9 +835,46 @@ func (c *conn) enqueue(q queued) {
 		c.qcond.Broadcast()
 		return
 	}
+	if c.idle && len(c.q) == 0 && q.batch == nil && c.direct != nil {
+		c.s.msgsOut.Add(uint64(q.frames))
+		if q.b = c.writeNow(q.b); len(q.b) == 0 {
+			return
+		}
+		q.frames = 0 // counted already
+	}
 	c.q = append(c.q, q)
 	c.qbytes += len(q.b)
 	c.qcond.Signal()
+}
+
+// writeNow writes b to the socket in the caller's goroutine, without
+// waiting (one non-blocking write); it returns what the socket did not
+// take, for the writer. A delta (or an ack) then costs no hand-off to the
+// writer goroutine: on a 2-vCPU VM each wake of a goroutine on the other
+// CPU costs 50-100 µs at the median, milliseconds at the tail. qmu held,
+// writer idle (so nothing of its is buffered or being written).
+func (c *conn) writeNow(b []byte) []byte {
+	n := 0
+	err := c.direct.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			k, err := syscall.Write(int(fd), b[n:])
+			if k > 0 {
+				n += k
+			}
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil || k <= 0 {
+				break
+			}
+		}
+		return true // never wait: the writer does the waiting
+	})
+	if err != nil {
+		return b[n:] // the writer meets the error and reports it
+	}
+	c.s.bytesOut.Add(uint64(n))
+	return b[n:]
 }
 
 // closeWith queues a Close message (if sendClose) and closes the
@@ -816,8 +913,10 @@ func (c *conn) writeLoop() {
 	for {
 		c.qmu.Lock()
 		for len(c.q) == 0 && !c.closed && !c.closing {
+			c.idle = true
 			c.qcond.Wait()
 		}
+		c.idle = false
 		if c.closed {
 			c.qmu.Unlock()
 			return
@@ -915,6 +1014,10 @@ func (s *Service) handle(c *conn, m Message) {
 		s.toProfile(m.BackupID, m)
 	case *BatchEnd:
 		s.toProfile(m.BackupID, m)
+		// Applying a large batch takes a while (seconds at a million
+		// entries), during which this reader read nothing: that is not
+		// the peer's silence, and the hold timer must not count it.
+		c.lastRecv = s.cfg.Clock.Now()
 	case *Ack:
 		s.toProfile(m.BackupID, m)
 	case *ResyncRequest:
