@@ -18,6 +18,7 @@ import (
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/hotcast/hotcast/daemon/api"
 	"github.com/hotcast/hotcast/daemon/config"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // These tests run the daemon's own logic (start-up phases, transition to
@@ -579,6 +580,23 @@ func TestFakeBFDTakeover(t *testing.T) {
 	if len(sessions) != 1 || sessions[0].Name != "lan" || sessions[0].State != "Up" ||
 		!slices.Equal(sessions[0].TrackedBy, []string{"vrrp6 lan0 vrid 1 (peer)"}) {
 		t.Fatalf("display bfd session: %+v", sessions)
+	}
+
+	// The session's Prometheus series, read from the collector.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(b.d))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := -1.0
+	for _, mf := range mfs {
+		if mf.GetName() == "hotcast_bfd_session_state" && len(mf.GetMetric()) == 1 {
+			state = mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	if state != float64(bfd.StateUp) {
+		t.Fatalf("hotcast_bfd_session_state = %v, want %d (Up)", state, bfd.StateUp)
 	}
 
 	// The split-brain case: BFD fails, the Master's adverts still come.
