@@ -316,12 +316,21 @@ func (r *Router) settleAsserts(gs *groupState, o olists) {
 func (r *Router) DataOnOIF(ifindex int, s, g netip.Addr) {
 	r.mu.Lock()
 	defer r.unlock()
-	ri, ok := r.ifaces[ifindex]
 	gs := r.groups[g.WithZone("")]
-	if !ok || gs == nil || ri.opt.IgnoreAssertState {
+	if gs == nil {
 		return
 	}
-	s = s.WithZone("")
+	r.dataOnOIF(ifindex, gs, s.WithZone(""))
+	r.dirty[gs.g] = struct{}{}
+	r.settle()
+}
+
+// dataOnOIF is DataOnOIF with the mutex held, without the settle.
+func (r *Router) dataOnOIF(ifindex int, gs *groupState, s netip.Addr) {
+	ri, ok := r.ifaces[ifindex]
+	if !ok || ri.opt.IgnoreAssertState {
+		return
+	}
 	o := r.wcOlist(gs)
 	if e, ok := gs.src[s]; ok && r.couldAssertSG(gs, e, ri, o) {
 		if st, ok := e.assert[ifindex]; !ok || st.state == asNoInfo {
@@ -338,8 +347,6 @@ func (r *Router) DataOnOIF(ifindex int, s, g netip.Addr) {
 			r.assertWin(ri, c, st)
 		}
 	}
-	r.dirty[gs.g] = struct{}{}
-	r.settle()
 }
 
 // forgetWinner: the assert winner nbr on ifx went away or restarted

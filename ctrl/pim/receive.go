@@ -6,14 +6,21 @@ import (
 )
 
 // HandleMessage takes a message an Interface accepted (its OnMessage):
-// Join/Prune and Assert; others are ignored (Register and Register-Stop
-// belong to the RP and DR code).
+// Join/Prune and Assert, Register (HandleRegister, the decapsulated
+// packet to RouterConfig.OnRegisterData) and Register-Stop
+// (HandleRegisterStop); Hellos are the Interface's.
 func (r *Router) HandleMessage(m Received) {
 	switch msg := m.Message.(type) {
 	case *JoinPrune:
 		r.HandleJoinPrune(m.Interface, m.Src, msg)
 	case *Assert:
 		r.HandleAssert(m.Interface, m.Src, msg)
+	case *Register:
+		if d, _ := r.HandleRegister(m.Src, m.Dst, msg); len(d.OIfs) > 0 && r.cfg.OnRegisterData != nil {
+			r.cfg.OnRegisterData(d)
+		}
+	case *RegisterStop:
+		r.HandleRegisterStop(m.Src, m.Dst, msg)
 	}
 }
 

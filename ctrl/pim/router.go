@@ -42,6 +42,34 @@ type RouterConfig struct {
 	Rand   Rand         // default math/rand/v2
 	Logger *slog.Logger // default: discard
 
+	// Addresses are the router's own routable unicast addresses (a
+	// loopback's, the interfaces' global ones): RP(G) being one makes
+	// this router the RP of G (I_am_RP(G): no upstream towards the RP,
+	// Registers received); Registers are sent from the first one, and
+	// Register-Stops are accepted when sent to any of them.
+	Addresses []netip.Addr
+	// Unicast sends Null-Registers and Register-Stops (SendRegister's
+	// Registers too); nil: they are not sent.
+	Unicast UnicastSender
+	// AcceptRegister, when not nil, is the list of prefixes the RP
+	// accepts Registers from (the DRs' addresses, the outer source);
+	// others are dropped and counted (RegDropUnauthorized).
+	AcceptRegister []netip.Prefix
+	// AcceptRegisterSources, when not nil, limits the inner sources
+	// (S) the RP accepts Registers for (RegDropSourceDenied).
+	AcceptRegisterSources []netip.Prefix
+	// OnRegisterData receives the packets the RP decapsulated from the
+	// Registers handed to HandleMessage, to forward out of their OIfs;
+	// called without the Router's lock held.
+	OnRegisterData func(RegisterData)
+	// SPTSwitch is SwitchToSptDesired on a last-hop router: default
+	// SPTImmediate.
+	SPTSwitch SPTSwitchPolicy
+
+	KeepalivePeriod         time.Duration // Keepalive_Period, default 210 s
+	RegisterSuppressionTime time.Duration // Register_Suppression_Time, default 60 s
+	RegisterProbeTime       time.Duration // Register_Probe_Time, default 5 s
+
 	// OnRoutes receives the routes that changed, in the order of the
 	// changes, never with the Router's lock held (it may call back into
 	// the Router). A route's expiry times moving alone is no change.
@@ -68,6 +96,14 @@ const (
 	FlagWC  RouteFlags = 1 << iota // (*,G): Source is invalid
 	FlagRPT                        // the route follows the RP tree: RPFIface is towards the RP
 	FlagSPT                        // (S,G) on the shortest-path tree: RPFIface is towards S
+	// FlagRegister: (S,G) of a directly connected source whose DR this
+	// router is, in Register state Join: the data path encapsulates
+	// every packet to the RP (ShouldRegister, BuildRegister) besides
+	// forwarding it out of OIfs.
+	FlagRegister
+	FlagJoinPending   // Register state Join-Pending: a Null-Register probes the RP
+	FlagRegisterPrune // Register state Prune: the RP sent a Register-Stop
+	FlagLocalRP       // this router is RP(G)
 )
 
 func (f RouteFlags) String() string {
@@ -75,7 +111,8 @@ func (f RouteFlags) String() string {
 	for _, x := range []struct {
 		f RouteFlags
 		n string
-	}{{FlagWC, "WC"}, {FlagRPT, "RPT"}, {FlagSPT, "SPT"}} {
+	}{{FlagWC, "WC"}, {FlagRPT, "RPT"}, {FlagSPT, "SPT"}, {FlagRegister, "Register"},
+		{FlagJoinPending, "JoinPending"}, {FlagRegisterPrune, "RegisterPrune"}, {FlagLocalRP, "LocalRP"}} {
 		if f&x.f != 0 {
 			if s != "" {
 				s += "|"
@@ -105,7 +142,7 @@ type OIf struct {
 type Route struct {
 	Source, Group netip.Addr
 	RP            netip.Addr // RP(G); invalid for SSM
-	RPFIface      int        // 0: no route to the source or RP
+	RPFIface      int        // 0: no route to the source or RP, or this router is the RP
 	// UpstreamNeighbor is RPF'(*,G) or RPF'(S,G): the neighbour the
 	// joins go to; invalid when there is none (directly connected
 	// source, this router is the RP, or no PIM neighbour that way).
@@ -175,6 +212,14 @@ type RouterStats struct {
 	AssertTx   uint64
 	AssertDrop uint64 // ignored: interface with IgnoreAssertState, unknown sender, bad fields
 	TxErrors   uint64
+
+	RegisterTx     uint64 // Registers built (BuildRegister, SendRegister)
+	NullRegisterTx uint64
+	RegisterRx     uint64 // Registers accepted for processing
+	RegisterDecap  uint64 // decapsulated packets handed out for forwarding
+	RegisterStopTx uint64
+	RegisterStopRx uint64                    // Register-Stops accepted from RP(G)
+	RegisterDrops  [numRegDropReasons]uint64 // Registers and Register-Stops ignored, by reason
 }
 
 // Router holds the join/prune, assert and local-membership state of
@@ -229,6 +274,8 @@ type routerOut struct {
 	ifc    *Interface
 	msg    Message
 	routes []RouteUpdate
+	uni    *UnicastPIM
+	data   *RegisterData
 }
 
 // rIface is one PIM interface of the Router.
@@ -269,6 +316,27 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.MaxEntries == 0 {
 		cfg.MaxEntries = DefaultMaxEntries
 	}
+	if cfg.KeepalivePeriod <= 0 {
+		cfg.KeepalivePeriod = KeepalivePeriod
+	}
+	if cfg.RegisterSuppressionTime <= 0 {
+		cfg.RegisterSuppressionTime = DefaultRegisterSuppressionTime
+	}
+	if cfg.RegisterProbeTime <= 0 {
+		cfg.RegisterProbeTime = DefaultRegisterProbeTime
+	}
+	if 2*cfg.RegisterProbeTime >= cfg.RegisterSuppressionTime {
+		return nil, fmt.Errorf("pim router: register probe time %v: must be less than half the suppression time %v", cfg.RegisterProbeTime, cfg.RegisterSuppressionTime)
+	}
+	addrs := make([]netip.Addr, 0, len(cfg.Addresses))
+	for _, a := range cfg.Addresses {
+		a = a.WithZone("").Unmap()
+		if !validSource(a) {
+			return nil, fmt.Errorf("pim router: address %v: must be a routable IPv6 unicast address", a)
+		}
+		addrs = append(addrs, a)
+	}
+	cfg.Addresses = addrs
 	if cfg.Clock == nil {
 		cfg.Clock = clock.System{}
 	}
@@ -444,7 +512,8 @@ func (r *Router) SetLocalMembership(ifindex int, group netip.Addr, exclude bool,
 // SetSourceActive is the (S,G) Keepalive Timer input (§4.1.2): data from
 // S to G is arriving (true) or stopped (false). With it, JoinDesired(S,G)
 // holds while inherited_olist(S,G) is not empty: the last-hop switch to
-// the SPT and the register machinery use it.
+// the SPT and the register machinery use it. True holds the KAT running
+// until false, whatever its timer (DataArrived) says.
 func (r *Router) SetSourceActive(s, g netip.Addr, active bool) {
 	r.setSGFlag(s, g, func(e *sgState) { e.active = active }, active)
 }
@@ -538,6 +607,17 @@ func (r *Router) unlock() {
 					errs++
 					r.log.Debug("pim router send failed", slog.Any("error", err))
 				}
+			case it.uni != nil:
+				if r.cfg.Unicast != nil {
+					if err := r.cfg.Unicast.SendUnicast(it.uni.Src, it.uni.Dst, it.uni.Payload); err != nil {
+						errs++
+						r.log.Debug("pim router unicast send failed", slog.Any("error", err))
+					}
+				}
+			case it.data != nil:
+				if r.cfg.OnRegisterData != nil {
+					r.cfg.OnRegisterData(*it.data)
+				}
 			case it.routes != nil:
 				if r.cfg.OnRoutes != nil {
 					r.cfg.OnRoutes(it.routes)
@@ -603,7 +683,7 @@ func (r *Router) lookup(a netip.Addr) (RPFRoute, bool) {
 
 // rpfIface is RPF_interface(a): 0 when there is no route.
 func (r *Router) rpfIface(a netip.Addr) int {
-	if !a.IsValid() {
+	if !a.IsValid() || r.isOwn(a) {
 		return 0
 	}
 	rt, ok := r.lookup(a)
@@ -617,7 +697,7 @@ func (r *Router) rpfIface(a netip.Addr) int {
 // neighbour, by primary address, that the next hop towards a is, or a
 // itself when it is on the link; invalid when neither is a neighbour.
 func (r *Router) nbr(a netip.Addr) (int, netip.Addr) {
-	if !a.IsValid() {
+	if !a.IsValid() || r.isOwn(a) {
 		return 0, netip.Addr{}
 	}
 	rt, ok := r.lookup(a)

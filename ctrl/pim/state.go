@@ -29,8 +29,13 @@ type sgState struct {
 	up      upstream            // Upstream (S,G) state
 	rptUp   rptUpState          // Upstream (S,G,rpt) state
 	assert  map[int]*assertFSM  // (S,G) assert state per interface
-	active  bool                // Keepalive Timer running (data arrives)
+	active  bool                // SetSourceActive: the KAT held running
+	kat     slot                // Keepalive Timer (§4.1.2)
 	spt     bool                // SPTbit(S,G)
+	reg     RegisterState       // DR: Register state (§4.4.1)
+	regRP   netip.Addr          // the RP registered to
+	rst     slot                // Register-Stop Timer
+	pmbr    netip.Addr          // RP: PMBR(S,G), the first Border-bit registrar
 }
 
 // rptUpState is the upstream (S,G,rpt) state (§4.5.9).
@@ -161,8 +166,10 @@ func (r *Router) gc(gs *groupState) {
 		prune(e.down)
 		prune(e.rptDown)
 		pruneAsserts(e.assert)
-		if len(e.down) == 0 && len(e.rptDown) == 0 && len(e.assert) == 0 && !e.up.joined && e.rptUp != rptPruned && !e.active && !e.spt && !local(s) {
+		if len(e.down) == 0 && len(e.rptDown) == 0 && len(e.assert) == 0 && !e.up.joined && e.rptUp != rptPruned && !e.katRunning() && !e.spt && e.reg == RegNoInfo && !local(s) {
 			e.up.jt.stop()
+			e.kat.stop()
+			e.rst.stop()
 			delete(gs.src, s)
 			r.entries--
 		}
@@ -341,7 +348,7 @@ func (r *Router) route(gs *groupState, e *sgState) Route {
 		rt.Source = e.s
 		rpt, _, inh, loc := r.sgOlists(gs, e, o)
 		local = loc
-		if e.spt || e.up.joined || gs.ssm(r) {
+		if e.spt || e.up.joined || gs.ssm(r) || e.katRunning() && r.directlyConnected(e.s) {
 			rt.Flags = FlagSPT
 			rt.RPFIface = r.rpfIface(e.s)
 			_, rt.UpstreamNeighbor = r.rpfPrimeSG(gs, e)
@@ -353,6 +360,17 @@ func (r *Router) route(gs *groupState, e *sgState) Route {
 			set = rpt
 		}
 		rt.Joined = e.up.joined
+		switch e.reg {
+		case RegJoin:
+			rt.Flags |= FlagRegister
+		case RegJoinPending:
+			rt.Flags |= FlagJoinPending
+		case RegPrune:
+			rt.Flags |= FlagRegisterPrune
+		}
+	}
+	if gs.iAmRP(r) {
+		rt.Flags |= FlagLocalRP
 	}
 	for _, ifx := range set.sorted() {
 		if ifx == rt.RPFIface {

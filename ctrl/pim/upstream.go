@@ -76,7 +76,7 @@ func (r *Router) settleGroup(gs *groupState) {
 		// JoinDesired(S,G) = immediate_olist(S,G) != NULL OR
 		// (KeepaliveTimer(S,G) running AND inherited_olist(S,G) != NULL).
 		ifx, n := r.rpfPrimeSG(gs, e)
-		jd := !without(imm, ifx).empty() || e.active && !without(inh, ifx).empty()
+		jd := !without(imm, ifx).empty() || e.katRunning() && !without(inh, ifx).empty()
 		_, viaAssert := e.assert[ifx]
 		r.stepUpstream(&e.up, gs.g, SG(s), jd, ifx, n, viaAssert)
 		// PruneDesired(S,G,rpt) = RPTJoinDesired(G) AND
@@ -102,6 +102,7 @@ func (r *Router) settleGroup(gs *groupState) {
 			}
 			e.rptUp = rptNotPruned
 		}
+		r.stepRegister(gs, e)
 	}
 	r.settleAsserts(gs, o)
 }
