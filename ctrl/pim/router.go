@@ -275,7 +275,6 @@ type routerOut struct {
 	msg    Message
 	routes []RouteUpdate
 	uni    *UnicastPIM
-	data   *RegisterData
 }
 
 // rIface is one PIM interface of the Router.
@@ -613,10 +612,6 @@ func (r *Router) unlock() {
 						errs++
 						r.log.Debug("pim router unicast send failed", slog.Any("error", err))
 					}
-				}
-			case it.data != nil:
-				if r.cfg.OnRegisterData != nil {
-					r.cfg.OnRegisterData(*it.data)
 				}
 			case it.routes != nil:
 				if r.cfg.OnRoutes != nil {
