@@ -30,12 +30,35 @@
 // Interface's callbacks ([Router.HandleEvent], [Router.HandleMessage]),
 // MLD's listeners ([Router.SetLocalMembership], the pim_include and
 // pim_exclude inputs), route changes ([Router.RPFChanged]) and the data
-// path hooks ([Router.SetSourceActive], the Keepalive Timer;
-// [Router.SetSPTBit]; [Router.DataOnOIF], what triggers an Assert). Its
-// outputs are Join/Prune messages (one batch per upstream neighbour,
-// packed within the MTU) and Asserts through [Interface.Send], and the
-// routes: [Router.Routes] and RouterConfig.OnRoutes ([RouteUpdate]),
-// delivered without the Router's lock held.
+// path hooks ([Router.DataArrived], §4.2's data arrival: the Keepalive
+// Timer, Update_SPTbit, the SPT switch and asserts; [Router.SetSourceActive]
+// holds the KAT running; [Router.SetSPTBit]; [Router.DataOnOIF], what
+// triggers an Assert). Its outputs are Join/Prune messages (one batch per
+// upstream neighbour, packed within the MTU) and Asserts through
+// [Interface.Send], unicast Registers and Register-Stops through
+// RouterConfig.Unicast ([UnicastSender]), and the routes: [Router.Routes]
+// and RouterConfig.OnRoutes ([RouteUpdate]), delivered without the
+// Router's lock held.
+//
+// Registers (§4.4): the DR of a directly connected source (or a router
+// with IgnoreDRState on its interface) runs the §4.4.1 Register machine
+// per (S,G): [RegisterState] Join (route flag FlagRegister: the data path
+// encapsulates each packet with [Router.BuildRegister] or
+// [Router.SendRegister], [Router.ShouldRegister] tells), Prune after a
+// Register-Stop ([Router.HandleRegisterStop]), Join-Pending while a
+// Null-Register probes the RP, Register_Suppression_Time ± 50 % less
+// Register_Probe_Time later. At the RP ([Router.HandleRegister]: outer
+// destination one of RouterConfig.Addresses, AcceptRegister and
+// AcceptRegisterSources, the inner packet checked), the inner packet goes
+// out on the RP tree ([RegisterData], RouterConfig.OnRegisterData), the
+// KAT joins the SPT towards S, and a Register-Stop goes back once the SPT
+// bit is set or nobody wants S (then the KAT is RP_Keepalive_Period). The
+// router is the RP of G when RP(G) is one of its Addresses: no upstream
+// towards the RP ((*,G) RPFIface 0, route flag FlagLocalRP), and a
+// directly connected source is forwarded natively with its interface as
+// the (S,G) incoming interface, without registering. Last-hop routers
+// switch to the SPT on the first packet down the RP tree unless
+// RouterConfig.SPTSwitch is SPTNever.
 //
 // RP and RPF: an [RPSet] maps groups to static RPs and holds the SSM range
 // (ff3x::/32 by default), whose groups get (S,G) state only. [RPF] answers
@@ -49,8 +72,7 @@
 // one interface and joined to ff02::d; it implements [Sender] and reads
 // [Packet] values for [Interface.HandlePacket].
 //
-// Not here yet: the DR's Register encapsulation and the RP's
-// Register-Stop, the SPT switch policy (the Router only takes the SPT bit
-// and source activity as inputs), (*,*,RP) and group-range joins, BSR,
-// and the daemon wiring.
+// Not here yet: (*,*,RP) and group-range joins, BSR, the RP's
+// PMBR-specific behaviour beyond PMBR(S,G) (Border bit), Register
+// rate limiting (the daemon's), and the daemon wiring.
 package pim

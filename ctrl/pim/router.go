@@ -229,9 +229,13 @@ type RouterStats struct {
 // Inputs: Received messages (HandleMessage: Join/Prune and Assert from
 // Interface's OnMessage), neighbour events (HandleEvent: Interface's
 // OnEvent), local membership (SetLocalMembership, from MLD), route
-// changes (RPFChanged), and the hooks for the data path (SetSourceActive,
-// SetSPTBit, DataOnOIF). Outputs: Join/Prune and Assert messages through
-// Interface.Send, and RouteUpdates (OnRoutes, and the Routes snapshot).
+// changes (RPFChanged), and the hooks for the data path (DataArrived,
+// SetSourceActive, SetSPTBit, DataOnOIF; ShouldRegister, BuildRegister
+// and SendRegister for a registering DR; HandleRegister and
+// HandleRegisterStop, also reached through HandleMessage). Outputs:
+// Join/Prune and Assert messages through Interface.Send, Null-Registers
+// and Register-Stops through RouterConfig.Unicast, decapsulated packets
+// (OnRegisterData), and RouteUpdates (OnRoutes, and the Routes snapshot).
 //
 // Concurrency: as Interface. One mutex serialises every state change,
 // timers included; messages and OnRoutes are delivered without it held,
