@@ -128,6 +128,9 @@ func TestRegisterRP(t *testing.T) {
 	if got := p.katLeft(testS2, testG2); got != 185*time.Second {
 		t.Errorf("RP KAT %v, want 185s", got)
 	}
+	if rt, _ := p.route(testS2, testG2); rt.RPFIface != 2 || len(rt.OIfs) != 0 || rt.Joined || rt.Flags != FlagSPT|FlagLocalRP {
+		t.Errorf("(S2,G2) at the RP %+v", rt)
+	}
 	n.run(185*time.Second - time.Millisecond)
 	if _, ok := p.route(testS2, testG2); !ok {
 		t.Fatal("(S2,G2) gone before RP_Keepalive_Period")

@@ -348,7 +348,10 @@ func (r *Router) route(gs *groupState, e *sgState) Route {
 		rt.Source = e.s
 		rpt, _, inh, loc := r.sgOlists(gs, e, o)
 		local = loc
-		if e.spt || e.up.joined || gs.ssm(r) || e.katRunning() && r.directlyConnected(e.s) {
+		// A directly connected source with data, and any source at the RP
+		// (the RP tree has no incoming interface there), come in on
+		// RPF_interface(S).
+		if e.spt || e.up.joined || gs.ssm(r) || e.katRunning() && r.directlyConnected(e.s) || gs.iAmRP(r) {
 			rt.Flags = FlagSPT
 			rt.RPFIface = r.rpfIface(e.s)
 			_, rt.UpstreamNeighbor = r.rpfPrimeSG(gs, e)
