@@ -371,8 +371,7 @@ type Interface struct {
 	dr        netip.Addr // invalid while stopped
 	stats     Stats
 
-	outbox   []outItem
-	draining bool
+	outbox outbox[outItem]
 }
 
 type neighbor struct {
@@ -496,28 +495,9 @@ func (i *Interface) SetDRPriority(p uint32) {
 	i.unlock()
 }
 
-// unlock releases the mutex after delivering the outbox. Only one
-// goroutine drains at a time, so deliveries keep their order.
-func (i *Interface) unlock() {
-	if i.draining {
-		i.mu.Unlock()
-		return
-	}
-	i.draining = true
-	for {
-		items := i.outbox
-		i.outbox = nil
-		if len(items) == 0 {
-			i.draining = false
-			i.mu.Unlock()
-			return
-		}
-		i.mu.Unlock()
-		errs := i.deliver(items)
-		i.mu.Lock()
-		i.stats.TxErrors += errs
-	}
-}
+// unlock releases the mutex after delivering the outbox (in order, one
+// goroutine at a time).
+func (i *Interface) unlock() { i.outbox.unlock(&i.mu, i.deliver, &i.stats.TxErrors) }
 
 func (i *Interface) deliver(items []outItem) (errs uint64) {
 	for _, it := range items {
@@ -575,7 +555,7 @@ func (i *Interface) queueHello(hold uint16) {
 	}
 	i.helloSent = true
 	i.stats.Tx[TypeHello]++
-	i.outbox = append(i.outbox, outItem{payload: b})
+	i.outbox.add(outItem{payload: b})
 }
 
 // periodicHello is the Hello Timer's expiry: send, re-arm for Hello_Period
@@ -604,7 +584,7 @@ func (i *Interface) triggerHello() {
 func (i *Interface) queueEvent(ev Event) {
 	ev.Interface = i.cfg.Name
 	ev.Time = i.cfg.Clock.Now()
-	i.outbox = append(i.outbox, outItem{event: &ev})
+	i.outbox.add(outItem{event: &ev})
 }
 
 func (i *Interface) sortedNeighbors() []netip.Addr {
@@ -712,7 +692,7 @@ func (i *Interface) handlePacket(p Packet) DropReason {
 
 func (i *Interface) accept(src, dst netip.Addr, m Message) {
 	i.stats.Rx[m.Type()]++
-	i.outbox = append(i.outbox, outItem{recv: &Received{Interface: i.cfg.Name, Src: src, Dst: dst, Message: m}})
+	i.outbox.add(outItem{recv: &Received{Interface: i.cfg.Name, Src: src, Dst: dst, Message: m}})
 }
 
 // handleHello records a Hello from src (RFC 7761 §4.3.1, §4.3.2): a new
@@ -997,7 +977,7 @@ func (i *Interface) Send(m Message) error {
 			i.queueHello(i.holdtimeSeconds())
 		}
 		i.stats.Tx[m.Type()]++
-		i.outbox = append(i.outbox, outItem{payload: b})
+		i.outbox.add(outItem{payload: b})
 	}
 	i.unlock()
 	return nil

@@ -211,7 +211,7 @@ func (r *Router) rstExpired(g netip.Addr, e *sgState) {
 
 // sendUnicast queues a unicast message for delivery without the mutex.
 func (r *Router) sendUnicast(m UnicastPIM) {
-	r.outbox = append(r.outbox, routerOut{uni: &m})
+	r.outbox.add(routerOut{uni: &m})
 }
 
 func (r *Router) buildRegister(gs *groupState, e *sgState, reg *Register) (UnicastPIM, error) {

@@ -259,8 +259,7 @@ type Router struct {
 	batches  map[nbrKey]*jpBatch
 	stats    RouterStats
 
-	outbox   []routerOut
-	draining bool
+	outbox outbox[routerOut]
 }
 
 // nbrKey is an upstream neighbour on an interface: a J/P batch's target.
@@ -586,46 +585,31 @@ func (r *Router) Stats() RouterStats {
 	return r.stats
 }
 
-// unlock releases the mutex after delivering the outbox, as Interface's.
-func (r *Router) unlock() {
-	if r.draining {
-		r.mu.Unlock()
-		return
-	}
-	r.draining = true
-	for {
-		items := r.outbox
-		r.outbox = nil
-		if len(items) == 0 {
-			r.draining = false
-			r.mu.Unlock()
-			return
-		}
-		r.mu.Unlock()
-		var errs uint64
-		for _, it := range items {
-			switch {
-			case it.msg != nil:
-				if err := it.ifc.Send(it.msg); err != nil {
+// unlock releases the mutex after delivering the outbox.
+func (r *Router) unlock() { r.outbox.unlock(&r.mu, r.deliver, &r.stats.TxErrors) }
+
+func (r *Router) deliver(items []routerOut) (errs uint64) {
+	for _, it := range items {
+		switch {
+		case it.msg != nil:
+			if err := it.ifc.Send(it.msg); err != nil {
+				errs++
+				r.log.Debug("pim router send failed", slog.Any("error", err))
+			}
+		case it.uni != nil:
+			if r.cfg.Unicast != nil {
+				if err := r.cfg.Unicast.SendUnicast(it.uni.Src, it.uni.Dst, it.uni.Payload); err != nil {
 					errs++
-					r.log.Debug("pim router send failed", slog.Any("error", err))
-				}
-			case it.uni != nil:
-				if r.cfg.Unicast != nil {
-					if err := r.cfg.Unicast.SendUnicast(it.uni.Src, it.uni.Dst, it.uni.Payload); err != nil {
-						errs++
-						r.log.Debug("pim router unicast send failed", slog.Any("error", err))
-					}
-				}
-			case it.routes != nil:
-				if r.cfg.OnRoutes != nil {
-					r.cfg.OnRoutes(it.routes)
+					r.log.Debug("pim router unicast send failed", slog.Any("error", err))
 				}
 			}
+		case it.routes != nil:
+			if r.cfg.OnRoutes != nil {
+				r.cfg.OnRoutes(it.routes)
+			}
 		}
-		r.mu.Lock()
-		r.stats.TxErrors += errs
 	}
+	return errs
 }
 
 // arm (re)starts s to call f with the mutex held after d; the state is
@@ -733,5 +717,5 @@ func (r *Router) queue(ifx int, m Message) {
 	case TypeAssert:
 		r.stats.AssertTx++
 	}
-	r.outbox = append(r.outbox, routerOut{ifc: ri.ifc, msg: m})
+	r.outbox.add(routerOut{ifc: ri.ifc, msg: m})
 }

@@ -436,7 +436,7 @@ func (r *Router) settle() {
 	}
 	r.flush()
 	if len(ups) > 0 {
-		r.outbox = append(r.outbox, routerOut{routes: ups})
+		r.outbox.add(routerOut{routes: ups})
 	}
 }
 
