@@ -221,9 +221,14 @@ func (d *Daemon) reloadBFD(ctx context.Context, next *config.Config, bc config.B
 				}
 			}
 		case config.Modified:
-			if err := d.bfd.Reconfigure(bfdConfig(next, next.BFDSession(c.Name))); err != nil {
-				errs = append(errs, fmt.Errorf("bfd session %s: %w", c.Name, err))
+			if d.bfdWatch[c.Name] != nil {
+				if err := d.bfd.Reconfigure(bfdConfig(next, next.BFDSession(c.Name))); err != nil {
+					errs = append(errs, fmt.Errorf("bfd session %s: %w", c.Name, err))
+				}
+				continue
 			}
+			// Not running (its start failed): start it as an added one.
+			fallthrough
 		case config.Added:
 			if d.bfd == nil {
 				if err := d.openBFD(next.BFD); err != nil {

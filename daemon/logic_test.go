@@ -671,3 +671,45 @@ func TestFakeReloadBFD(t *testing.T) {
 		t.Fatalf("sessions after removing up: %+v", ss)
 	}
 }
+
+// A Master tracking a session to upstream in step-down mode gives the
+// group up when the session fails (priority 0: the Backup takes over
+// after Skew_Time), and takes it back by preemption when it recovers; in
+// reduce mode the session's failure lowers the effective priority.
+func TestFakeBFDStepDownAndReduce(t *testing.T) {
+	n := newFakeNet()
+	sa, sb := newFakeMachine(t, n, 1), newFakeMachine(t, n, 2)
+	dir := t.TempDir()
+	upstream := func(y, mode string) string {
+		y = strings.Replace(y, "advertise-interval: 20ms}", "advertise-interval: 20ms, track-bfd: [{session: up, mode: "+mode+"}]}", 1)
+		return strings.Replace(y, "interfaces:\n", "bfd:\n  sessions:\n    - {name: up, interface: up0, peer: \"2001:db8:20::1\"}\ninterfaces:\n", 1)
+	}
+	a := startFake(t, sa, upstream(fakeRouterYAML(dir, "A", 200, "", ""), "step-down"))
+	b := startFake(t, sb, fakeRouterYAML(dir, "B", 100, "", ""))
+	waitFor(t, 5*time.Second, "A Master, B Backup", func() bool { return a.state() == vrrp6.StateMaster && b.state() == vrrp6.StateBackup })
+	fa := sa.bfdManager()
+	fa.set("up", bfd.StateUp, time.Time{})
+	fa.set("up", bfd.StateDown, time.Now())
+	waitFor(t, 2*time.Second, "B Master after A stepped down", func() bool { return b.state() == vrrp6.StateMaster && b.forwarding() })
+	if a.state() == vrrp6.StateMaster || a.forwarding() {
+		t.Fatal("A stayed Master with its upstream session failed")
+	}
+	if r := a.lastReason(); r != vrrp6.ReasonBFDStepDown {
+		t.Fatalf("A left Master by %v, want BFDStepDown", r)
+	}
+	fa.set("up", bfd.StateUp, time.Time{})
+	waitFor(t, 3*time.Second, "A Master again", func() bool { return a.state() == vrrp6.StateMaster && a.forwarding() })
+
+	// Reduce mode: the same failure lowers A's priority below B's.
+	if err := a.d.Reload(loadYAML(t, strings.Replace(upstream(fakeRouterYAML(dir, "A", 200, "", ""), "reduce"),
+		"mode: reduce}", "mode: reduce, reduced: 150}", 1))); err != nil {
+		t.Fatal(err)
+	}
+	fa.set("up", bfd.StateDown, time.Now())
+	waitFor(t, 2*time.Second, "A's priority lowered", func() bool {
+		a.d.mu.RLock()
+		defer a.d.mu.RUnlock()
+		return a.d.ifaces["lan0"].vrrp[0].router.Status().EffectivePriority == 50
+	})
+	waitFor(t, 3*time.Second, "B Master over the reduced A", func() bool { return b.state() == vrrp6.StateMaster && !a.forwarding() })
+}
