@@ -133,6 +133,103 @@ type Config struct {
 	Interfaces []Interface // interfaces
 	// BFD is the bfd section; nil when the file has none.
 	BFD *BFD
+	// PIM is the global PIM-SM configuration (VRP "pim-ipv6" view); nil
+	// when the file has no pim section. PIM runs on the interfaces whose
+	// PIM is set, with or without it (no RP: SSM only).
+	PIM *PIM
+	// Loopback is the router's loopback address set (VRP "interface
+	// LoopBack0"): addresses the daemon puts on Loopback.Interface, which
+	// PIM counts among the router's own (an RP address, a Register source).
+	Loopback Loopback
+}
+
+// Defaults of the pim section (RFC 7761 §4.11, VRP defaults).
+const (
+	DefaultSPTSwitch          = SPTSwitchImmediate
+	DefaultPIMHelloInterval   = 30 * time.Second
+	DefaultPIMDRPriority      = 1
+	DefaultJoinPruneInterval  = 60 * time.Second
+	DefaultJoinPruneHoldtime  = 210 * time.Second
+	DefaultLoopbackInterface  = "lo"
+	DefaultPIMMode            = PIMModeSM
+)
+
+// SPTSwitch is when a last-hop router leaves the RP tree for the source's
+// (VRP "spt-switch-threshold": immediate is the default, never is
+// "spt-switch-threshold infinity").
+type SPTSwitch string
+
+// SPT switch policies.
+const (
+	SPTSwitchImmediate SPTSwitch = "immediate"
+	SPTSwitchNever     SPTSwitch = "never"
+)
+
+// PIMMode is interfaces[].pim.mode; only sparse mode exists.
+type PIMMode string
+
+// PIM modes.
+const (
+	PIMModeSM PIMMode = "sm" // VRP "pim ipv6 sm"
+)
+
+// PIM is the global PIM-SM configuration.
+type PIM struct {
+	// StaticRPs map group ranges to RPs (VRP "static-rp ADDRESS
+	// [ACL]"); the longest matching range wins.
+	StaticRPs []StaticRP
+	// SSMRange is the Source-Specific Multicast range: (S,G) joins only,
+	// no RP. Default ff30::/12 (every ff3x::/32, RFC 4607).
+	SSMRange netip.Prefix
+	// SPTSwitch is the last-hop routers' switch to the source tree.
+	SPTSwitch SPTSwitch
+	// AcceptRegister, when set, lists the DR addresses an RP takes
+	// Registers from (VRP "register-policy"); nil: any.
+	AcceptRegister []netip.Prefix
+	// AcceptRegisterSources, when set, lists the sources an RP takes
+	// Registers for; nil: any.
+	AcceptRegisterSources []netip.Prefix
+	// JoinPruneInterval is t_periodic, JoinPruneHoldtime the Holdtime
+	// sent in Join/Prunes (VRP "timer join-prune", "holdtime join-prune").
+	JoinPruneInterval time.Duration
+	JoinPruneHoldtime time.Duration
+}
+
+// StaticRP is one static RP (VRP "static-rp"): GroupRange is ff00::/8
+// when not given.
+type StaticRP struct {
+	Address    netip.Addr
+	GroupRange netip.Prefix
+}
+
+// InterfacePIM is PIM on one interface (VRP "pim ipv6 sm" and the
+// interface's pim ipv6 commands).
+type InterfacePIM struct {
+	Mode          PIMMode
+	HelloInterval time.Duration // "pim ipv6 timer hello", default 30 s
+	DRPriority    uint32        // "pim ipv6 hello-option dr-priority", default 1
+	// IgnoreDRState: create join state for this interface's listeners
+	// whatever the DR election ("pim ipv6 ignore dr-state").
+	IgnoreDRState bool
+	// IgnoreAssertState: send no Assert here and never stop forwarding on
+	// losing one ("pim ipv6 ignore assert-state").
+	IgnoreAssertState bool
+}
+
+// Loopback is the loopback interface's configured addresses.
+type Loopback struct {
+	Interface string // default "lo"
+	Addresses []netip.Prefix
+}
+
+// PIMEnabled reports whether any interface runs PIM.
+func (c *Config) PIMEnabled() bool {
+	for i := range c.Interfaces {
+		if c.Interfaces[i].PIM != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // BFD is Bidirectional Forwarding Detection (RFC 5880, 5881: single hop,
@@ -257,6 +354,8 @@ type Interface struct {
 	Addresses []netip.Prefix
 	// Egress is how copies leave this interface; "" means EgressXDP.
 	Egress EgressMode
+	// PIM is PIM-SM on this interface; nil: no PIM.
+	PIM *InterfacePIM
 }
 
 // MLD is the per-interface MLD querier configuration (RFC 3810).
