@@ -145,13 +145,13 @@ type Config struct {
 
 // Defaults of the pim section (RFC 7761 §4.11, VRP defaults).
 const (
-	DefaultSPTSwitch          = SPTSwitchImmediate
-	DefaultPIMHelloInterval   = 30 * time.Second
-	DefaultPIMDRPriority      = 1
-	DefaultJoinPruneInterval  = 60 * time.Second
-	DefaultJoinPruneHoldtime  = 210 * time.Second
-	DefaultLoopbackInterface  = "lo"
-	DefaultPIMMode            = PIMModeSM
+	DefaultSPTSwitch         = SPTSwitchImmediate
+	DefaultPIMHelloInterval  = 30 * time.Second
+	DefaultPIMDRPriority     = 1
+	DefaultJoinPruneInterval = 60 * time.Second
+	DefaultJoinPruneHoldtime = 210 * time.Second
+	DefaultLoopbackInterface = "lo"
+	DefaultPIMMode           = PIMModeSM
 )
 
 // SPTSwitch is when a last-hop router leaves the RP tree for the source's
