@@ -59,7 +59,8 @@ const (
 	devmapHcReasonHC_R_EGRESS_MUTED      devmapHcReason = 19
 	devmapHcReasonHC_R_EGRESS_UNKNOWN    devmapHcReason = 20
 	devmapHcReasonHC_R_EGRESS_MALFORMED  devmapHcReason = 21
-	devmapHcReasonHC_R_MAX               devmapHcReason = 22
+	devmapHcReasonHC_R_PASS_PUNT         devmapHcReason = 22
+	devmapHcReasonHC_R_MAX               devmapHcReason = 23
 )
 
 type devmapHcRoute struct {

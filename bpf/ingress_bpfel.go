@@ -66,7 +66,8 @@ const (
 	ingressHcReasonHC_R_EGRESS_MUTED      ingressHcReason = 19
 	ingressHcReasonHC_R_EGRESS_UNKNOWN    ingressHcReason = 20
 	ingressHcReasonHC_R_EGRESS_MALFORMED  ingressHcReason = 21
-	ingressHcReasonHC_R_MAX               ingressHcReason = 22
+	ingressHcReasonHC_R_PASS_PUNT         ingressHcReason = 22
+	ingressHcReasonHC_R_MAX               ingressHcReason = 23
 )
 
 type ingressHcRoute struct {

@@ -30,6 +30,7 @@ const (
 	ReasonEgressMuted     = ingressHcReasonHC_R_EGRESS_MUTED
 	ReasonEgressUnknown   = ingressHcReasonHC_R_EGRESS_UNKNOWN
 	ReasonEgressMalformed = ingressHcReasonHC_R_EGRESS_MALFORMED
+	ReasonPassPunt        = ingressHcReasonHC_R_PASS_PUNT
 	numReasons            = ingressHcReasonHC_R_MAX
 )
 
@@ -57,6 +58,7 @@ var reasonNames = [...]string{
 	ReasonEgressMuted:     "egress_muted",
 	ReasonEgressUnknown:   "egress_unknown",
 	ReasonEgressMalformed: "egress_malformed",
+	ReasonPassPunt:        "pass_punt",
 }
 
 // ReasonName returns the stable name of r.

@@ -322,6 +322,36 @@ func (d *Dataplane) Route(k RouteKey) (Route, bool, error) {
 	return r, err == nil, err
 }
 
+// Counters reads the packet and byte counters of the routes named by keys
+// (summed over CPUs), without the routes' interfaces: what a control plane
+// polls to see which routes carry traffic. A key with no route is left
+// out of the answer.
+func (d *Dataplane) Counters(keys []RouteKey) (map[RouteKey]Counter, error) {
+	d.rt.mu.Lock()
+	defer d.rt.mu.Unlock()
+	out := make(map[RouteKey]Counter, len(keys))
+	var per []ingressHcCounter
+	for _, k := range keys {
+		var v ingressHcRoute
+		if err := d.maps.Routes.Lookup(k.bpfKey(), &v); err != nil {
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				continue
+			}
+			return nil, fmt.Errorf("read route %s: %w", k, err)
+		}
+		if err := d.maps.RouteStats.Lookup(v.StatsIdx, &per); err != nil {
+			return nil, fmt.Errorf("read counters of %s: %w", k, err)
+		}
+		var c Counter
+		for _, x := range per {
+			c.Packets += x.Packets
+			c.Bytes += x.Bytes
+		}
+		out[k.normalize()] = c
+	}
+	return out, nil
+}
+
 // route is a routes map entry as a Route; sets caches the sets' members
 // (nil: no cache).
 func (d *Dataplane) route(k ingressHcRouteKey, v ingressHcRoute, sets map[uint32][]int) (Route, error) {

@@ -59,7 +59,8 @@ const (
 	tcegressHcReasonHC_R_EGRESS_MUTED      tcegressHcReason = 19
 	tcegressHcReasonHC_R_EGRESS_UNKNOWN    tcegressHcReason = 20
 	tcegressHcReasonHC_R_EGRESS_MALFORMED  tcegressHcReason = 21
-	tcegressHcReasonHC_R_MAX               tcegressHcReason = 22
+	tcegressHcReasonHC_R_PASS_PUNT         tcegressHcReason = 22
+	tcegressHcReasonHC_R_MAX               tcegressHcReason = 23
 )
 
 type tcegressHcRoute struct {

@@ -59,7 +59,8 @@ const (
 	tcingressHcReasonHC_R_EGRESS_MUTED      tcingressHcReason = 19
 	tcingressHcReasonHC_R_EGRESS_UNKNOWN    tcingressHcReason = 20
 	tcingressHcReasonHC_R_EGRESS_MALFORMED  tcingressHcReason = 21
-	tcingressHcReasonHC_R_MAX               tcingressHcReason = 22
+	tcingressHcReasonHC_R_PASS_PUNT         tcingressHcReason = 22
+	tcingressHcReasonHC_R_MAX               tcingressHcReason = 23
 )
 
 type tcingressHcRoute struct {

@@ -24,6 +24,13 @@ const (
 	// routeClone is set by the dataplane itself on routes whose set has a
 	// clone-mode interface (HC_ROUTE_F_CLONE); callers never pass it.
 	routeClone RouteFlags = 1 << 2
+	// RoutePunt: the control plane reads the route's packets
+	// (HC_ROUTE_F_PUNT): they are replicated in TC after the packet
+	// sockets saw them, or, with no outgoing interface, passed to the
+	// stack (ReasonPassPunt). PIM sets it on a (*,G) whose new sources
+	// start the switch to the source tree, and on an (S,G) the DR
+	// registers.
+	RoutePunt RouteFlags = 1 << 3
 )
 
 // RouteKey names a route: (S,G), or (*,G) when Source is the unspecified
@@ -87,6 +94,12 @@ func (r Route) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Counter is a route's traffic: packets and bytes the fast path matched.
+type Counter struct {
+	Packets uint64
+	Bytes   uint64
 }
 
 // RouteStats is a route with its counters.

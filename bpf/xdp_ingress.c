@@ -169,10 +169,10 @@ int hc_ingress(struct xdp_md *ctx)
 		return drop(HC_R_DROP_RPF);
 	if (ip6h->hop_limit <= 1)
 		return pass(HC_R_PASS_HOP_LIMIT);
-	if (rt->set_id == 0)
+	if (rt->set_id == 0 && !(rt->flags & HC_ROUTE_F_PUNT))
 		return drop(HC_R_DROP_NO_OIF);
 	set = bpf_map_lookup_elem(&oif_sets, &rt->set_id);
-	if (!set)
+	if (!set && !(rt->flags & HC_ROUTE_F_PUNT))
 		return drop(HC_R_DROP_NO_OIF);
 
 	ctr = bpf_map_lookup_elem(&route_stats, &rt->stats_idx);
@@ -180,13 +180,19 @@ int hc_ingress(struct xdp_md *ctx)
 		ctr->packets += 1;
 		ctr->bytes += data_end - data;
 	}
+	/* A punt route with nothing to replicate to: the stack gets the
+	 * frame as it came (the control plane's packet socket reads it). */
+	if (!set)
+		return pass(HC_R_PASS_PUNT);
 
 	/* One decrement serves every copy: the broadcast clones this frame. */
 	ip6h->hop_limit--;
 	if (vlan_len && strip_vlan(ctx) < 0)
 		return drop(HC_R_DROP_MALFORMED);
 
-	if (rt->flags & HC_ROUTE_F_CLONE)
+	/* Clone mode, and punt routes: packet sockets see the frame on its
+	 * way to TC, which replicates it. */
+	if (rt->flags & (HC_ROUTE_F_CLONE | HC_ROUTE_F_PUNT))
 		return to_tc(ctx, rt->set_id);
 
 	ret = bpf_redirect_map(set, 0, BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS);

@@ -59,7 +59,8 @@ const (
 	testshimHcReasonHC_R_EGRESS_MUTED      testshimHcReason = 19
 	testshimHcReasonHC_R_EGRESS_UNKNOWN    testshimHcReason = 20
 	testshimHcReasonHC_R_EGRESS_MALFORMED  testshimHcReason = 21
-	testshimHcReasonHC_R_MAX               testshimHcReason = 22
+	testshimHcReasonHC_R_PASS_PUNT         testshimHcReason = 22
+	testshimHcReasonHC_R_MAX               testshimHcReason = 23
 )
 
 type testshimHcRoute struct {

@@ -51,6 +51,9 @@ enum hc_reason {
 	HC_R_EGRESS_MUTED,        /* egress: gate muted, copy dropped */
 	HC_R_EGRESS_UNKNOWN,      /* egress: interface not configured */
 	HC_R_EGRESS_MALFORMED,    /* egress: copy shorter than Ethernet */
+	HC_R_PASS_PUNT,           /* ingress: a punt route with no outgoing
+				   * interface: to the stack, where the control
+				   * plane's packet socket reads it */
 	HC_R_MAX,
 };
 
@@ -72,6 +75,12 @@ struct hc_route {
 #define HC_ROUTE_F_SYNCED (1U << 1) /* learned through RBS */
 #define HC_ROUTE_F_CLONE (1U << 2)  /* replicate in TC (bpf_clone_redirect):
 				     * the set has a clone-mode interface */
+#define HC_ROUTE_F_PUNT (1U << 3)   /* the control plane reads this route's
+				     * packets (PIM: a (*,G) whose new sources
+				     * start the SPT switch, an (S,G) the DR
+				     * registers): replicated in TC, after the
+				     * packet sockets saw the frame; with no
+				     * outgoing interface, passed to the stack */
 
 /* hc_iface.flags */
 #define HC_IFACE_F_CLONE (1U << 0)    /* egress: clone-mode (skb-bound) port */
