@@ -55,6 +55,13 @@ type Table struct {
 	static   map[netip.Addr][]StaticRoute // by group
 	members  map[netip.Addr][]member      // by group, sorted by oif
 	applied  map[netip.Addr][]bpf.Route   // by group, sorted by source ((*,G) first)
+
+	// protocol: a routing protocol (PIM) owns the learned routes: the
+	// routes of a group are its static routes and proto's, and
+	// memberships are kept (for display and the protocol) but derive
+	// nothing. Set once, before any input.
+	protocol bool
+	proto    map[netip.Addr][]bpf.Route // by group, sorted by source
 }
 
 // member is one interface's membership in a group.
@@ -83,6 +90,65 @@ func New(dp Dataplane, upstream int, log *slog.Logger) *Table {
 		members:  map[netip.Addr][]member{},
 		applied:  map[netip.Addr][]bpf.Route{},
 	}
+}
+
+// UseProtocol hands the learned routes to a routing protocol: from now on
+// the routes of a group are its static routes (which win on the same key)
+// and those given to SetProtocolRoutes; memberships derive nothing (the
+// protocol counts them in its own routes: PIM's local receivers). Call it
+// before any other input.
+func (t *Table) UseProtocol() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.protocol = true
+	t.proto = map[netip.Addr][]bpf.Route{}
+}
+
+// SetProtocolRoutes replaces the protocol's routes of each group in rs (a
+// group with no routes loses them) and applies the difference in one
+// batch. Every route must be of the group it is filed under.
+func (t *Table) SetProtocolRoutes(rs map[netip.Addr][]bpf.Route) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.protocol {
+		return fmt.Errorf("protocol routes: the table has no routing protocol")
+	}
+	groups := make([]netip.Addr, 0, len(rs))
+	for g, list := range rs {
+		for _, r := range list {
+			if r.Group != g {
+				return fmt.Errorf("protocol route %s filed under group %s", r.RouteKey, g)
+			}
+		}
+		groups = append(groups, g)
+	}
+	for g, list := range rs {
+		if len(list) == 0 {
+			delete(t.proto, g)
+			continue
+		}
+		list = slices.Clone(list)
+		slices.SortFunc(list, func(a, b bpf.Route) int { return a.Source.Compare(b.Source) })
+		t.proto[g] = list
+	}
+	return t.applyGroups(groups)
+}
+
+// protoRoutes are a group's routes in protocol mode: the static ones,
+// then the protocol's on other keys.
+func (t *Table) protoRoutes(g netip.Addr) []bpf.Route {
+	st := t.static[g]
+	if len(st) == 0 {
+		return t.proto[g]
+	}
+	out := derive(g, t.upstream, st, nil)
+	for _, r := range t.proto[g] {
+		if !slices.ContainsFunc(out, func(s bpf.Route) bool { return s.Source == r.Source }) {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b bpf.Route) int { return a.Source.Compare(b.Source) })
+	return out
 }
 
 // Adopt records routes already in the dataplane (a restarted daemon), so
@@ -200,7 +266,11 @@ func (t *Table) Prune() error {
 	defer t.mu.Unlock()
 	var groups []netip.Addr
 	for g := range t.applied {
-		if _, ok := t.members[g]; !ok {
+		_, m := t.members[g]
+		if t.protocol {
+			_, m = t.proto[g]
+		}
+		if !m {
 			if _, ok := t.static[g]; !ok {
 				groups = append(groups, g)
 			}
@@ -244,6 +314,9 @@ func (t *Table) SetUpstream(ifindex int) error {
 	old := t.upstream
 	if ifindex == old {
 		return nil
+	}
+	if t.protocol {
+		return fmt.Errorf("upstream %d: the routing protocol finds the incoming interfaces", ifindex)
 	}
 	t.upstream = ifindex
 	groups := make([]netip.Addr, 0, len(t.applied)+len(t.members))
@@ -291,6 +364,9 @@ func (t *Table) SetUpstream(ifindex int) error {
 func (t *Table) applyGroups(groups []netip.Addr) error {
 	var slab routeSlab
 	putErr, delErr := t.apply(groups, func(g netip.Addr) []bpf.Route {
+		if t.protocol {
+			return t.protoRoutes(g)
+		}
 		if r, ok := slab.star(g, t.upstream, t.static[g], t.members[g], len(groups)); ok {
 			return r
 		}
