@@ -40,12 +40,66 @@ func (m *sharedMaps) openPinned(spec *ebpf.CollectionSpec, pinPath string) error
 			return fmt.Errorf("adopt pinned map %s: %w", nm.name, err)
 		}
 		if err := compatible(spec.Maps[nm.name], p); err != nil {
+			if nm.name == ingressMapReasons && grownCounters(spec.Maps[nm.name], p) {
+				// A release with more reasons: the counters move into a
+				// map of the new size, pinned in the old one's place.
+				np, gerr := growReasons(spec.Maps[nm.name], p, filepath.Join(pinPath, pinMaps, nm.name))
+				p.Close()
+				if gerr != nil {
+					return fmt.Errorf("adopt pinned map %s: %w", nm.name, gerr)
+				}
+				*nm.m = np
+				continue
+			}
 			p.Close()
 			return fmt.Errorf("adopt pinned map %s (run hotcastd --cleanup to start afresh): %w", nm.name, err)
 		}
 		*nm.m = p
 	}
 	return nil
+}
+
+// grownCounters: the pinned map is the spec's but for fewer entries (the
+// reasons counters of an earlier release, before reasons were added).
+func grownCounters(spec *ebpf.MapSpec, m *ebpf.Map) bool {
+	return m.Type() == spec.Type && m.KeySize() == spec.KeySize && m.ValueSize() == spec.ValueSize &&
+		m.MaxEntries() < spec.MaxEntries
+}
+
+// growReasons makes the reasons map of this build, copies the pinned one's
+// per-CPU counters into it and pins it at pin in the old one's place (the
+// old programs keep theirs until the links switch to the new programs; the
+// few frames they count meanwhile are not carried over).
+func growReasons(spec *ebpf.MapSpec, old *ebpf.Map, pin string) (*ebpf.Map, error) {
+	ns := spec.Copy()
+	ns.Pinning = ebpf.PinNone
+	m, err := ebpf.NewMap(ns)
+	if err != nil {
+		return nil, fmt.Errorf("grow to %d entries: %w", spec.MaxEntries, err)
+	}
+	var per []uint64
+	for k := uint32(0); k < old.MaxEntries(); k++ {
+		if err := old.Lookup(k, &per); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("read counter %d: %w", k, err)
+		}
+		if err := m.Put(k, per); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("copy counter %d: %w", k, err)
+		}
+	}
+	tmp := pin + "_grown" // bpffs names take no dots
+	_ = os.Remove(tmp)
+	if err := m.Pin(tmp); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("pin grown map: %w", err)
+	}
+	if err := os.Rename(tmp, pin); err != nil {
+		_ = m.Unpin()
+		m.Close()
+		return nil, fmt.Errorf("replace the pin: %w", err)
+	}
+	return m, nil
 }
 
 // compatible reports whether a pinned map has the shape this build expects.

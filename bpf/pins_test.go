@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"io/fs"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -114,4 +115,69 @@ func pinned(t *testing.T, dir string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestAdoptGrowsReasons: a dataplane pinned by a release with fewer
+// reasons (a smaller reasons map) is adopted: its counters move into a
+// map of this build's size, pinned in its place, and the programs count
+// into that one.
+func TestAdoptGrowsReasons(t *testing.T) {
+	pin := filepath.Join("/sys/fs/bpf/hotcast", netnstest.UniqueName("test"))
+	t.Cleanup(func() { _ = Cleanup(pin) })
+	ns := netnstest.New(t, "grow")
+	ns.Enter(t)
+	d, err := Open(Options{PinPath: pin})
+	if err != nil {
+		t.Fatalf("%+v", err)
+	}
+	d.Close()
+	// The earlier release's map: two entries fewer, a count in reason 1.
+	mp := filepath.Join(pin, pinMaps, ingressMapReasons)
+	spec, err := loadIngress()
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := spec.Maps[ingressMapReasons].Copy()
+	small.MaxEntries -= 2
+	small.Pinning = ebpf.PinNone
+	old, err := ebpf.NewMap(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := make([]uint64, ebpf.MustPossibleCPU())
+	per[0] = 41
+	if err := old.Put(uint32(ReasonPassUnicast), per); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(mp); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Pin(mp); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	d2, err := Open(Options{PinPath: pin})
+	if err != nil {
+		t.Fatalf("adopt with a smaller reasons map: %+v", err)
+	}
+	defer d2.Close()
+	rs, err := d2.Reasons()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs[ReasonPassUnicast] != 41 {
+		t.Errorf("counter carried over: %d, want 41", rs[ReasonPassUnicast])
+	}
+	m, err := ebpf.LoadPinnedMap(mp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.MaxEntries() != uint32(numReasons) {
+		t.Errorf("pinned reasons map has %d entries, want %d", m.MaxEntries(), numReasons)
+	}
+	if got := pinned(t, pin); slices.Contains(got, "maps/reasons_grown") {
+		t.Errorf("temporary pin left: %v", got)
+	}
 }
