@@ -31,8 +31,8 @@ import (
 // Sending: hop limit 1 (IPV6_MULTICAST_HOPS), no loopback of our own
 // multicast, traffic class CS6, the link-local source through IPV6_PKTINFO
 // on each message. Registers and Register-Stops are routed unicast and do
-// not belong on a socket bound to one link; the RP/DR code will need a
-// socket of its own.
+// not belong on a socket bound to one link: they go through UnicastConn
+// (unicast_linux.go).
 const (
 	trafficClassCS6 = 0xc0
 	readBufLen      = 0xffff
