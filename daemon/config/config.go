@@ -222,6 +222,37 @@ type Loopback struct {
 	Addresses []netip.Prefix
 }
 
+// AllGroups is ff00::/8, every IPv6 multicast group: the group range of a
+// static RP given without one.
+func AllGroups() netip.Prefix { return netip.PrefixFrom(netip.AddrFrom16([16]byte{0xff}), 8) }
+
+// DefaultSSMRange is ff30::/12, the default pim.ssm-range: every
+// ff3x::/32 of RFC 4607 §1 (and the rest of ff3x::/16).
+func DefaultSSMRange() netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom16([16]byte{0xff, 0x30}), 12)
+}
+
+// DefaultPIM returns the pim section with every default and no static RP:
+// what PIM runs with when the file has interfaces with pim but no pim
+// section (see [Config.PIMSettings]).
+func DefaultPIM() PIM {
+	return PIM{
+		SSMRange:          DefaultSSMRange(),
+		SPTSwitch:         DefaultSPTSwitch,
+		JoinPruneInterval: DefaultJoinPruneInterval,
+		JoinPruneHoldtime: DefaultJoinPruneHoldtime,
+	}
+}
+
+// PIMSettings returns the pim section, or [DefaultPIM] when the file has
+// none. The StaticRPs and accept lists are shared with c, not copied.
+func (c *Config) PIMSettings() PIM {
+	if c.PIM != nil {
+		return *c.PIM
+	}
+	return DefaultPIM()
+}
+
 // PIMEnabled reports whether any interface runs PIM.
 func (c *Config) PIMEnabled() bool {
 	for i := range c.Interfaces {

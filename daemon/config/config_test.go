@@ -244,6 +244,7 @@ interfaces:
 				TrackInterfaces:   []Track{{Name: "eth0", Reduced: 10}},
 			}},
 		}},
+		Loopback: Loopback{Interface: DefaultLoopbackInterface},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)
@@ -615,6 +616,8 @@ func FuzzLoadBytes(f *testing.F) {
 	f.Add([]byte("sysname: R\n1: x\n"))
 	f.Add([]byte("a: &x {b: *x}\n"))
 	f.Add([]byte("sysname: R\ninterfaces: [{name: e, mld: {max-groups: 1.5, robustness: 1e300}}]\n"))
+	f.Add([]byte("sysname: R\nmulticast: {routing-enable: true}\ninterfaces: [{name: e, mld: {enable: true}, pim: {mode: sm, dr-priority: 0}}]\n" +
+		"loopback: {addresses: [2001:db8::1/128]}\npim: {static-rp: [{address: 2001:db8::1, group-range: ff0e::/16}], spt-switch: never}\n"))
 	for _, name := range []string{"deviceA.yaml", "deviceB.yaml", "hotcast.yaml"} {
 		if b, err := os.ReadFile(filepath.Join("..", "..", "configs", name)); err == nil {
 			f.Add(b)

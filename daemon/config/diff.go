@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -49,7 +50,17 @@ const (
 	PathBFDSessions         = "bfd.sessions"
 	// KeyTrackBFD is remote-backup-services[NAME].track-bfd.
 	KeyTrackBFD = "track-bfd"
+	// PathPIM and PathLoopback are the pim and loopback sections, KeyPIM
+	// an interface's pim ("interfaces[NAME].pim"), as [PIMChange] names
+	// them.
+	PathPIM      = "pim"
+	PathLoopback = "loopback"
+	KeyPIM       = "pim"
 )
+
+// ErrRestartRequired is wrapped by the errors of [PIMChange.Err]: a change
+// hotcastd applies only at start.
+var ErrRestartRequired = errors.New("needs a restart of hotcastd")
 
 // Keys of the parts of an interface [Diff] compares as a whole, below
 // [InterfaceChange.Path].
@@ -147,6 +158,127 @@ func DiffBFD(old, new *Config) BFDChange {
 	cs.Sessions = diffNamed(oldBFD.Sessions, newBFD.Sessions, func(s BFDSession) string { return s.Name },
 		func(name string, op ChangeOp) NamedChange { return NamedChange{name, op} })
 	return cs
+}
+
+// PIMChange is what [DiffPIM] found changed in the PIM configuration: the
+// pim section, the loopback section (the RP and Register addresses PIM
+// counts as the router's own) and each interface's pim. hotcastd does not
+// apply any of it in place in this release: a reload with a PIMChange that
+// is not empty must be refused as a whole ([PIMChange.Err],
+// [PIMChange.Refused]).
+//
+// Like [BFDChange] it is not a field of ChangeSet, whose every field
+// daemon's TestChangeSetHandled requires Reload to apply or refuse: the
+// reload calls DiffPIM itself.
+type PIMChange struct {
+	PIM      bool // pim (any key; added or removed)
+	Loopback bool // loopback (interface or addresses)
+	// Interfaces lists, by interface name, each interfaces[].pim added,
+	// removed or modified; an interface added or removed with a pim
+	// counts as its pim added or removed.
+	Interfaces []NamedChange
+}
+
+// DiffPIM computes what changed in PIM from old to new.
+func DiffPIM(old, new *Config) PIMChange {
+	cs := PIMChange{
+		PIM:      !reflect.DeepEqual(old.PIM, new.PIM),
+		Loopback: !reflect.DeepEqual(old.Loopback, new.Loopback),
+	}
+	has := func(c *Config, name string) *InterfacePIM {
+		if ifc := c.Interface(name); ifc != nil {
+			return ifc.PIM
+		}
+		return nil
+	}
+	seen := map[string]bool{}
+	add := func(name string) {
+		if seen[name] {
+			return
+		}
+		seen[name] = true
+		o, n := has(old, name), has(new, name)
+		switch {
+		case o == nil && n != nil:
+			cs.Interfaces = append(cs.Interfaces, NamedChange{name, Added})
+		case o != nil && n == nil:
+			cs.Interfaces = append(cs.Interfaces, NamedChange{name, Removed})
+		case o != nil && *o != *n:
+			cs.Interfaces = append(cs.Interfaces, NamedChange{name, Modified})
+		}
+	}
+	for i := range new.Interfaces {
+		add(new.Interfaces[i].Name)
+	}
+	for i := range old.Interfaces {
+		add(old.Interfaces[i].Name)
+	}
+	return cs
+}
+
+// Empty reports whether nothing in PIM changed.
+func (p *PIMChange) Empty() bool { return !p.PIM && !p.Loopback && len(p.Interfaces) == 0 }
+
+// Interface returns how the pim of the interface named name changed.
+func (p *PIMChange) Interface(name string) ChangeOp { return opOf(p.Interfaces, name) }
+
+// Strings lists the changes as [ChangeSet.Strings] does: "pim modified",
+// "loopback modified", "interfaces[ge2].pim added".
+func (p *PIMChange) Strings() []string {
+	var out []string
+	for _, c := range p.changes() {
+		out = append(out, c.path+" "+c.op.String())
+	}
+	return out
+}
+
+// Refused lists the changes as a reload refuses them, "PATH OP (why)", in
+// the form of daemon's refused list: "pim modified (changing PIM needs a
+// restart of hotcastd)".
+func (p *PIMChange) Refused() []string {
+	var out []string
+	for _, c := range p.changes() {
+		out = append(out, c.path+" "+c.op.String()+" ("+c.why+" "+ErrRestartRequired.Error()+")")
+	}
+	return out
+}
+
+// Err returns nil when nothing changed, else one [FieldError] per change,
+// each wrapping [ErrRestartRequired] and naming the key:
+// "pim: changing PIM needs a restart of hotcastd".
+func (p *PIMChange) Err() error {
+	var errs []error
+	for _, c := range p.changes() {
+		errs = append(errs, &FieldError{Path: c.path, Err: fmt.Errorf("%s %w", c.why, ErrRestartRequired)})
+	}
+	return errors.Join(errs...)
+}
+
+type pimChangeItem struct {
+	path string
+	op   ChangeOp
+	why  string
+}
+
+func (p *PIMChange) changes() []pimChangeItem {
+	var out []pimChangeItem
+	if p.PIM {
+		out = append(out, pimChangeItem{PathPIM, Modified, "changing PIM"})
+	}
+	if p.Loopback {
+		out = append(out, pimChangeItem{PathLoopback, Modified, "changing the loopback addresses"})
+	}
+	for _, c := range p.Interfaces {
+		why := "changing PIM"
+		switch c.Op {
+		case Added:
+			why = "starting PIM on an interface"
+		case Removed:
+			why = "stopping PIM on an interface"
+		}
+		out = append(out, pimChangeItem{"interfaces[" + c.Name + "]." + KeyPIM, c.Op, why})
+	}
+	return out
 }
 
 // NamedChange is an added, removed or modified service or profile.

@@ -270,6 +270,36 @@ type rawConfig struct {
 	Profiles   []rawRBP       `mapstructure:"remote-backup-profiles"`
 	Interfaces []rawInterface `mapstructure:"interfaces"`
 	BFD        *rawBFD        `mapstructure:"bfd"`
+	Loopback   *rawLoopback   `mapstructure:"loopback"`
+	PIM        *rawPIM        `mapstructure:"pim"`
+}
+
+type rawLoopback struct {
+	Interface *string  `mapstructure:"interface"`
+	Addresses []string `mapstructure:"addresses"`
+}
+
+type rawPIM struct {
+	StaticRP              []rawStaticRP `mapstructure:"static-rp"`
+	SSMRange              *string       `mapstructure:"ssm-range"`
+	SPTSwitch             *string       `mapstructure:"spt-switch"`
+	AcceptRegister        []string      `mapstructure:"accept-register"`
+	AcceptRegisterSources []string      `mapstructure:"accept-register-sources"`
+	JoinPruneInterval     *rawDuration  `mapstructure:"join-prune-interval"`
+	JoinPruneHoldtime     *rawDuration  `mapstructure:"join-prune-holdtime"`
+}
+
+type rawStaticRP struct {
+	Address    *string `mapstructure:"address"`
+	GroupRange *string `mapstructure:"group-range"`
+}
+
+type rawInterfacePIM struct {
+	Mode              *string      `mapstructure:"mode"`
+	HelloInterval     *rawDuration `mapstructure:"hello-interval"`
+	DRPriority        *int         `mapstructure:"dr-priority"`
+	IgnoreDRState     *bool        `mapstructure:"ignore-dr-state"`
+	IgnoreAssertState *bool        `mapstructure:"ignore-assert-state"`
 }
 
 type rawBFD struct {
@@ -360,6 +390,9 @@ type rawInterface struct {
 	RemoteBackupProfile *string    `mapstructure:"remote-backup-profile"`
 	Addresses           []string   `mapstructure:"addresses"`
 	Egress              *string    `mapstructure:"egress"`
+	// PIM is a pointer so that "pim: {}" is present (and lacks its
+	// mode), as "bfd: {}" is a bfd section.
+	PIM *rawInterfacePIM `mapstructure:"pim"`
 }
 
 type rawMLD struct {
@@ -450,6 +483,45 @@ func (cv converter) addr(path string, p *string) netip.Addr {
 		return netip.Addr{}
 	}
 	return a
+}
+
+// prefix parses the IPv6 prefix *p (the zero Prefix when absent).
+func (cv converter) prefix(path string, p *string) netip.Prefix {
+	if p == nil {
+		return netip.Prefix{}
+	}
+	pfx, err := parsePrefix6(*p)
+	if err != nil {
+		cv.errs.add(path, err)
+		return netip.Prefix{}
+	}
+	return pfx
+}
+
+// prefixes parses a list of IPv6 prefixes; an element that does not parse
+// is reported at path[j] and left out.
+func (cv converter) prefixes(path string, l []string) []netip.Prefix {
+	var out []netip.Prefix
+	for j, s := range l {
+		pfx, err := parsePrefix6(s)
+		if err != nil {
+			cv.errs.add(fmt.Sprintf("%s[%d]", path, j), err)
+			continue
+		}
+		out = append(out, pfx)
+	}
+	return out
+}
+
+func parsePrefix6(s string) (netip.Prefix, error) {
+	pfx, err := netip.ParsePrefix(s)
+	switch {
+	case err != nil:
+		return netip.Prefix{}, fmt.Errorf("invalid IPv6 prefix %q (want address/length, e.g. 2001:db8::1/64)", s)
+	case !pfx.Addr().Is6() || pfx.Addr().Is4In6():
+		return netip.Prefix{}, fmt.Errorf("%q is not an IPv6 prefix", s)
+	}
+	return pfx, nil
 }
 
 func parseIPv6(s string) (netip.Addr, error) {
@@ -552,7 +624,67 @@ func (r *rawConfig) convert(errs *errList) *Config {
 	if r.BFD != nil {
 		c.BFD = r.BFD.convert(cv)
 	}
+	c.Loopback = Loopback{Interface: DefaultLoopbackInterface}
+	if l := r.Loopback; l != nil {
+		c.Loopback.Interface = str(l.Interface, DefaultLoopbackInterface)
+		c.Loopback.Addresses = cv.prefixes("loopback.addresses", l.Addresses)
+	}
+	if r.PIM != nil {
+		c.PIM = r.PIM.convert(cv)
+	}
 	return c
+}
+
+func (rp *rawPIM) convert(cv converter) *PIM {
+	d := DefaultPIM()
+	pim := &PIM{
+		SSMRange:              d.SSMRange,
+		SPTSwitch:             SPTSwitch(str(rp.SPTSwitch, string(d.SPTSwitch))),
+		AcceptRegister:        cv.prefixes("pim.accept-register", rp.AcceptRegister),
+		AcceptRegisterSources: cv.prefixes("pim.accept-register-sources", rp.AcceptRegisterSources),
+		JoinPruneInterval:     cv.duration("pim.join-prune-interval", rp.JoinPruneInterval, d.JoinPruneInterval),
+		JoinPruneHoldtime:     cv.duration("pim.join-prune-holdtime", rp.JoinPruneHoldtime, d.JoinPruneHoldtime),
+	}
+	if rp.SSMRange != nil {
+		if pfx := cv.prefix("pim.ssm-range", rp.SSMRange); pfx.IsValid() {
+			pim.SSMRange = pfx
+		}
+	}
+	for i, rs := range rp.StaticRP {
+		p := fmt.Sprintf("pim.static-rp[%d]", i)
+		s := StaticRP{Address: cv.addr(p+".address", rs.Address), GroupRange: AllGroups()}
+		if rs.GroupRange != nil {
+			// A range that does not parse is reported and left zero,
+			// whose own error Validate's would only repeat.
+			s.GroupRange = cv.prefix(p+".group-range", rs.GroupRange)
+		}
+		pim.StaticRPs = append(pim.StaticRPs, s)
+	}
+	return pim
+}
+
+func (rp *rawInterfacePIM) convert(cv converter, p string) *InterfacePIM {
+	ip := &InterfacePIM{
+		HelloInterval:     cv.duration(p+".hello-interval", rp.HelloInterval, DefaultPIMHelloInterval),
+		DRPriority:        DefaultPIMDRPriority,
+		IgnoreDRState:     boolean(rp.IgnoreDRState, false),
+		IgnoreAssertState: boolean(rp.IgnoreAssertState, false),
+	}
+	if rp.Mode == nil {
+		cv.errs.addf(p+".mode", "%w: pim on an interface needs mode: %s", ErrRequired, PIMModeSM)
+	} else {
+		ip.Mode = PIMMode(*rp.Mode)
+	}
+	if n := rp.DRPriority; n != nil {
+		// 0..2^32-1 (RFC 7761 §4.9.2, a 32-bit option); compared as
+		// int64 so the bound holds where int is 32 bits.
+		if *n < 0 || int64(*n) > math.MaxUint32 {
+			cv.errs.add(p+".dr-priority", errRange(0, uint64(math.MaxUint32), *n))
+		} else {
+			ip.DRPriority = uint32(*n)
+		}
+	}
+	return ip
 }
 
 func (rb *rawBFD) convert(cv converter) *BFD {
@@ -583,18 +715,9 @@ func (ri *rawInterface) convert(cv converter, p string) Interface {
 	// 0 would mean "none" in Config, so it is rejected here where an
 	// explicit 0 is still visible.
 	ifc.MulticastTrackVRRP6 = uint8(cv.integer(p+".multicast-track-vrrp6", ri.MulticastTrackVRRP6, 0, 1, 255))
-	for j, s := range ri.Addresses {
-		ap := fmt.Sprintf("%s.addresses[%d]", p, j)
-		pfx, err := netip.ParsePrefix(s)
-		switch {
-		case err != nil:
-			cv.errs.addf(ap, "invalid IPv6 prefix %q (want address/length, e.g. 2001:db8::1/64)", s)
-			continue
-		case !pfx.Addr().Is6() || pfx.Addr().Is4In6():
-			cv.errs.addf(ap, "%q is not an IPv6 prefix", s)
-			continue
-		}
-		ifc.Addresses = append(ifc.Addresses, pfx)
+	ifc.Addresses = cv.prefixes(p+".addresses", ri.Addresses)
+	if ri.PIM != nil {
+		ifc.PIM = ri.PIM.convert(cv, p+".pim")
 	}
 
 	rm := &ri.MLD

@@ -44,6 +44,13 @@ const (
 	MinHoldTime = 1 * time.Second
 	MaxHoldTime = 3600 * time.Second
 
+	// MaxPIMHelloInterval is the VRP bound of "pim ipv6 timer hello"
+	// (interfaces[].pim.hello-interval, 1s..18000s).
+	MaxPIMHelloInterval = 18000 * time.Second
+	// MaxJoinPruneHoldtime bounds pim.join-prune-holdtime: the 16-bit
+	// Holdtime of a Join/Prune in seconds (RFC 7761 §4.9.5).
+	MaxJoinPruneHoldtime = 65535 * time.Second
+
 	// MinBFDInterval and MaxBFDInterval bound bfd.sessions[].min-tx and
 	// min-rx: whole microseconds on the wire (RFC 5880 §4.1); 1 ms is
 	// below what the engine holds (docs/bfd.md), 60 s VRP's top.
@@ -71,9 +78,11 @@ func (c *Config) Validate() error {
 
 // validate appends c's problems to errs.
 func (c *Config) validate(errs *errList) {
-	v := validator{c: c, errs: errs, ifIndex: map[string]int{}}
+	v := validator{c: c, errs: errs, ifIndex: map[string]int{}, addrSeen: map[netip.Addr]string{}}
 	v.top()
 	v.interfaces()
+	v.loopback()
+	v.pim()
 	v.multicast()
 	v.services()
 	v.profiles()
@@ -84,6 +93,9 @@ type validator struct {
 	c       *Config
 	errs    *errList
 	ifIndex map[string]int // interface name -> first index
+	// addrSeen is where each address of interfaces[].addresses and
+	// loopback.addresses was first configured.
+	addrSeen map[netip.Addr]string
 }
 
 func (v *validator) add(path string, err error)            { v.errs.add(path, err) }
@@ -151,7 +163,6 @@ func checkListen(l string) error {
 
 func (v *validator) interfaces() {
 	c := v.c
-	addrSeen := map[netip.Addr]string{}
 	for i := range c.Interfaces {
 		ifc := &c.Interfaces[i]
 		p := fmt.Sprintf("interfaces[%d]", i)
@@ -163,28 +174,194 @@ func (v *validator) interfaces() {
 			v.ifIndex[ifc.Name] = i
 		}
 		for j, pfx := range ifc.Addresses {
-			ap := fmt.Sprintf("%s.addresses[%d]", p, j)
-			a := pfx.Addr()
-			switch {
-			case !pfx.IsValid() || !a.Is6() || a.Is4In6() || a.Zone() != "":
-				v.addf(ap, "%s is not an IPv6 prefix", pfx)
-			case a.IsUnspecified() || a.IsMulticast() || a.IsLoopback():
-				v.addf(ap, "%s is not a unicast address", a)
-			case pfx.Bits() == 0:
-				v.addf(ap, "prefix length of %s must be 1..128", pfx)
-			default:
-				if first, dup := addrSeen[a]; dup {
-					v.add(ap, errDup(a, first))
-				} else {
-					addrSeen[a] = ap
-				}
-			}
+			v.address(fmt.Sprintf("%s.addresses[%d]", p, j), pfx, false)
 		}
 	}
 	// References need the full interface table, so they come second.
 	for i := range c.Interfaces {
 		v.mld(i)
 		v.vrrp6(i)
+		v.interfacePIM(i)
+	}
+}
+
+// address checks an address of interfaces[].addresses or
+// loopback.addresses (global: not link-local either) and that no address
+// is configured twice.
+func (v *validator) address(ap string, pfx netip.Prefix, global bool) {
+	a := pfx.Addr()
+	switch {
+	case !pfx.IsValid() || !a.Is6() || a.Is4In6() || a.Zone() != "":
+		v.addf(ap, "%s is not an IPv6 prefix", pfx)
+	case a.IsUnspecified() || a.IsMulticast() || a.IsLoopback():
+		v.addf(ap, "%s is not a unicast address", a)
+	case global && a.IsLinkLocalUnicast():
+		v.addf(ap, "%s is not a global unicast address (link-local addresses are the kernel's)", a)
+	case pfx.Bits() == 0:
+		v.addf(ap, "prefix length of %s must be 1..128", pfx)
+	default:
+		if first, dup := v.addrSeen[a]; dup {
+			v.add(ap, errDup(a, first))
+		} else {
+			v.addrSeen[a] = ap
+		}
+	}
+}
+
+// loopback checks the loopback section (VRP "interface LoopBack0").
+func (v *validator) loopback() {
+	l := &v.c.Loopback
+	switch err := checkIfName(l.Interface); {
+	case l.Interface == "" && len(l.Addresses) == 0:
+		// A Config built in code without a loopback.
+	case err != nil:
+		v.add("loopback.interface", err)
+	case v.knownInterface(l.Interface):
+		v.addf("loopback.interface", "%q is also interfaces[%d].name: the loopback gets no fast path, leave it out of interfaces (loopback.interface defaults to %q)",
+			l.Interface, v.ifIndex[l.Interface], DefaultLoopbackInterface)
+	}
+	for j, pfx := range l.Addresses {
+		v.address(fmt.Sprintf("loopback.addresses[%d]", j), pfx, true)
+	}
+}
+
+// isGroupRange reports whether p is a range of IPv6 multicast groups:
+// inside ff00::/8.
+func isGroupRange(p netip.Prefix) bool {
+	return p.IsValid() && p.Addr().Is6() && !p.Addr().Is4In6() && p.Bits() >= 8 && p.Addr().IsMulticast()
+}
+
+// checkRange checks a prefix that names a range (not an address on an
+// interface): IPv6, no zone, and written as its network address.
+func checkRange(pfx netip.Prefix) error {
+	a := pfx.Addr()
+	switch {
+	case !pfx.IsValid() || !a.Is6() || a.Is4In6() || a.Zone() != "":
+		return fmt.Errorf("%s is not an IPv6 prefix", pfx)
+	case pfx.Masked() != pfx:
+		return fmt.Errorf("%s has bits set past its length; write %s", pfx, pfx.Masked())
+	}
+	return nil
+}
+
+// pim checks the pim section.
+func (v *validator) pim() {
+	c := v.c
+	g := c.PIM
+	if g == nil {
+		return
+	}
+	if !c.PIMEnabled() {
+		v.addf("pim", "no interface runs pim: add pim: {mode: %s} to the interfaces PIM runs on, or remove the pim section", PIMModeSM)
+	}
+	ssmOK := false
+	switch err := checkRange(g.SSMRange); {
+	case err != nil:
+		v.add("pim.ssm-range", err)
+	case !isGroupRange(g.SSMRange):
+		v.addf("pim.ssm-range", "%s is not a multicast range (inside ff00::/8)", g.SSMRange)
+	default:
+		ssmOK = true
+	}
+	switch g.SPTSwitch {
+	case SPTSwitchImmediate, SPTSwitchNever:
+	default:
+		v.addf("pim.spt-switch", "invalid value %q: want %q or %q", g.SPTSwitch, SPTSwitchImmediate, SPTSwitchNever)
+	}
+
+	ranges := map[netip.Prefix]string{}
+	for i := range g.StaticRPs {
+		rp := &g.StaticRPs[i]
+		p := fmt.Sprintf("pim.static-rp[%d]", i)
+		switch a := rp.Address; {
+		case !a.IsValid():
+			v.add(p+".address", ErrRequired)
+		case !a.Is6() || a.Is4In6() || a.Zone() != "":
+			v.addf(p+".address", "%s is not an IPv6 address", a)
+		case a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() || a.IsLinkLocalUnicast():
+			v.addf(p+".address", "%s is not a global unicast address (Registers are unicast to an RP and Joins follow the unicast route towards it)", a)
+		}
+		gp := p + ".group-range"
+		switch err := checkRange(rp.GroupRange); {
+		case !rp.GroupRange.IsValid():
+			v.addf(gp, "%w (%s for every group)", ErrRequired, AllGroups())
+		case err != nil:
+			v.add(gp, err)
+		case !isGroupRange(rp.GroupRange):
+			v.addf(gp, "%s is not a multicast range (inside ff00::/8)", rp.GroupRange)
+		case ssmOK && g.SSMRange.Bits() <= rp.GroupRange.Bits() && g.SSMRange.Contains(rp.GroupRange.Addr()):
+			v.addf(gp, "%s is inside pim.ssm-range %s, whose groups have no RP (RFC 7761 §4.8, RFC 4607)", rp.GroupRange, g.SSMRange)
+		default:
+			if first, dup := ranges[rp.GroupRange]; dup {
+				v.addf(gp, "%w group range %s (first used at %s): one RP per range", ErrDuplicate, rp.GroupRange, first)
+			} else {
+				ranges[rp.GroupRange] = gp
+			}
+		}
+	}
+
+	for _, l := range []struct {
+		key string
+		l   []netip.Prefix
+	}{{"accept-register", g.AcceptRegister}, {"accept-register-sources", g.AcceptRegisterSources}} {
+		for j, pfx := range l.l {
+			ap := fmt.Sprintf("pim.%s[%d]", l.key, j)
+			if err := checkRange(pfx); err != nil {
+				v.add(ap, err)
+			} else if pfx.Bits() >= 8 && pfx.Addr().IsMulticast() {
+				v.addf(ap, "%s is a multicast range; the list holds unicast addresses", pfx)
+			}
+		}
+	}
+
+	jpOK := true
+	switch d := g.JoinPruneInterval; {
+	case d <= 0 || d > MaxJoinPruneHoldtime:
+		v.add("pim.join-prune-interval", errRange("1s", MaxJoinPruneHoldtime, d))
+		jpOK = false
+	case d%time.Second != 0:
+		v.addf("pim.join-prune-interval", "%s is not a whole number of seconds", d)
+		jpOK = false
+	}
+	switch h := g.JoinPruneHoldtime; {
+	case h < time.Second || h > MaxJoinPruneHoldtime:
+		v.addf("pim.join-prune-holdtime", "must be in 1s..%s (the 16-bit Holdtime of a Join/Prune, RFC 7761 §4.9.5), got %s", MaxJoinPruneHoldtime, h)
+	case h%time.Second != 0:
+		v.addf("pim.join-prune-holdtime", "%s is not a whole number of seconds (RFC 7761 §4.9.5)", h)
+	case jpOK && h < g.JoinPruneInterval:
+		v.addf("pim.join-prune-holdtime", "%s is less than pim.join-prune-interval %s: the join state would expire between two Join/Prunes (RFC 7761 §4.11: the default is 3.5 × the interval)", h, g.JoinPruneInterval)
+	}
+}
+
+// interfacePIM checks interfaces[i].pim, and that MLD and PIM agree.
+func (v *validator) interfacePIM(i int) {
+	c := v.c
+	ifc := &c.Interfaces[i]
+	p := fmt.Sprintf("interfaces[%d].pim", i)
+	ip := ifc.PIM
+	if ip == nil {
+		if ifc.MLD.Enable && c.PIMEnabled() {
+			v.addf(p, "%w: mld.enable is true and other interfaces run pim: the listeners MLD learns here are PIM's local members (local_receiver_include, RFC 7761 §4.1.6), so this interface needs pim: {mode: %s} too", ErrRequired, PIMModeSM)
+		}
+		return
+	}
+	if !c.Multicast.RoutingEnable {
+		v.addf(p, "needs multicast.routing-enable: true")
+	}
+	switch ip.Mode {
+	case PIMModeSM:
+	case "":
+		v.addf(p+".mode", "%w: pim on an interface needs mode: %s", ErrRequired, PIMModeSM)
+	case "dm", "ssm", "dense":
+		v.addf(p+".mode", "%q: %w, hotcast runs PIM-SM only (mode: %s; SSM is sparse mode in pim.ssm-range)", ip.Mode, ErrUnsupported, PIMModeSM)
+	default:
+		v.addf(p+".mode", "invalid mode %q: want %q", ip.Mode, PIMModeSM)
+	}
+	switch h := ip.HelloInterval; {
+	case h < time.Second || h > MaxPIMHelloInterval:
+		v.add(p+".hello-interval", errRange("1s", MaxPIMHelloInterval, h))
+	case h%time.Second != 0:
+		v.addf(p+".hello-interval", "%s is not a whole number of seconds (the Hello Holdtime is in seconds, RFC 7761 §4.9.2)", h)
 	}
 }
 
@@ -386,9 +563,12 @@ func (v *validator) multicast() {
 		v.addf("multicast.upstream.mode", "invalid mode %q: want %q or %q", m.Upstream.Mode, UpstreamStatic, UpstreamMLDProxy)
 	}
 	up := m.Upstream.Interface
+	pim := v.c.PIMEnabled()
 	switch {
-	case up == "" && m.RoutingEnable:
-		v.addf("multicast.upstream.interface", "%w when multicast.routing-enable is true", ErrRequired)
+	case pim && (up != "" || m.Upstream.Mode == UpstreamMLDProxy):
+		v.addf("multicast.upstream", "must not be set when interfaces run pim: PIM finds the upstream of each source and RP by RPF through the kernel FIB; remove multicast.upstream")
+	case up == "" && m.RoutingEnable && !pim:
+		v.addf("multicast.upstream.interface", "%w when multicast.routing-enable is true (and no interface runs pim)", ErrRequired)
 	case up != "" && !v.knownInterface(up):
 		v.undefIf("multicast.upstream.interface", up)
 	case up != "" && m.Upstream.Mode == UpstreamMLDProxy && v.c.Interface(up).MLD.Enable:
@@ -434,6 +614,8 @@ func (v *validator) multicast() {
 		}
 
 		switch {
+		case r.Incoming == "" && pim:
+			v.addf(p+".incoming", "%w: with pim there is no multicast.upstream.interface to default to; name the interface the route's traffic arrives on", ErrRequired)
 		case r.Incoming == "":
 			v.addf(p+".incoming", "%w: multicast.upstream.interface is not set to default to", ErrRequired)
 		case !v.knownInterface(r.Incoming):
