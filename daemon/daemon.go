@@ -75,6 +75,10 @@ type Daemon struct {
 	// path (start-up, a reload) before any group tracks a session, and
 	// read by API and metrics handlers through bfdSessions. bfdWatch
 	// (control path only) follows each session into the VRRP6 groups.
+	// pim is PIM-SM, nil when no interface runs it; set by the control
+	// path at start-up, read by MLD callbacks and the API under mu.
+	pim *pimRun
+
 	bfd      BFDManager
 	bfdMu    sync.RWMutex // guards bfd for readers off the control path
 	bfdWatch map[string]*bfdWatch
@@ -199,7 +203,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // interface (when one), and why. Everything the failed start made has
 // been undone when Run returns it.
 type StartError struct {
-	Phase     string // addresses, dataplane, mld, rbs, bfd, vrrp6, mld-proxy, api, metrics
+	Phase     string // addresses, dataplane, pim, mld, rbs, bfd, vrrp6, mld-proxy, api, metrics
 	Interface string // "" when the phase failed as a whole
 	Err       error
 }
@@ -329,6 +333,10 @@ func (d *Daemon) start(ctx context.Context) (phase string, err error) {
 	if d.usesMLD() {
 		d.log.Info("mld receive route", "route", mld.ReceiveRoute)
 	}
+	// PIM before MLD: MLD's first memberships are PIM's local receivers.
+	if err := d.startPIM(ctx); err != nil {
+		return "pim", err
+	}
 	for _, ifc := range d.ifaces {
 		if ifc.cfg.MLD.Enable {
 			if err := d.startIfaceMLD(ctx, ifc); err != nil {
@@ -400,6 +408,36 @@ func (d *Daemon) ensureAddresses() error {
 	for _, ifc := range d.ifaces {
 		if err := d.ensureIfaceAddresses(ifc, ifc.cfg.Addresses); err != nil {
 			return onIface(ifc.name, err)
+		}
+	}
+	return d.ensureLoopback()
+}
+
+// ensureLoopback puts the loopback addresses on their interface (VRP's
+// LoopBack0: an RP address, a router address PIM counts as its own).
+func (d *Daemon) ensureLoopback() error {
+	lb := d.cfg.Loopback
+	if len(lb.Addresses) == 0 {
+		return nil
+	}
+	name := lb.Interface
+	if name == "" {
+		name = config.DefaultLoopbackInterface
+	}
+	nl, err := d.sys.Interface(name)
+	if err != nil {
+		return fmt.Errorf("loopback %s: %w", name, err)
+	}
+	have, err := d.sys.Addrs(nl.Index)
+	if err != nil {
+		return fmt.Errorf("loopback %s: %w", name, err)
+	}
+	for _, p := range lb.Addresses {
+		if slices.Contains(have, p.Addr()) {
+			continue
+		}
+		if err := d.sys.AddAddr(nl.Index, p); err != nil {
+			return fmt.Errorf("loopback %s: add %s: %w", name, p, err)
 		}
 	}
 	return nil
@@ -490,6 +528,9 @@ func (d *Daemon) openDataplane() (attachedBefore []string, err error) {
 		up = u.index
 	}
 	d.table = mroute.New(dp, up, d.log.With("component", "mroute"))
+	if d.cfg.PIMEnabled() {
+		d.table.UseProtocol() // PIM's routes are the learned routes
+	}
 	existing, err := dp.Routes()
 	if err != nil {
 		return fail(err)
@@ -553,6 +594,7 @@ func (d *Daemon) stopProtocols() {
 	d.shutdownVRRP()
 	d.stopBFD() // after VRRP6: a group leaving Master is no BFD failure
 	d.stopProxy(false)
+	d.stopPIM()
 	for _, ifc := range d.ifaces {
 		if ifc.mld != nil {
 			ifc.mld.Stop()

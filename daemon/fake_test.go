@@ -372,6 +372,17 @@ func (s *fakeSystem) mld(ifname string) *fakeMLDConn {
 	return s.mldc[ifname]
 }
 
+// The fake machine has no PIM: its tests run none (PIM is tested on real
+// sockets in internal/e2epim).
+func (s *fakeSystem) PIMRPF() (PIMRPF, error) { return nil, errors.New("fake: no pim") }
+func (s *fakeSystem) ListenPIM(string, netip.Addr) (PIMConn, error) {
+	return nil, errors.New("fake: no pim")
+}
+func (s *fakeSystem) ListenPIMUnicast() (PIMUnicastConn, error) {
+	return nil, errors.New("fake: no pim")
+}
+func (s *fakeSystem) ListenData(string) (DataConn, error) { return nil, errors.New("fake: no pim") }
+
 func (s *fakeSystem) RBSTransport(sc *config.RBS) (func(context.Context) (net.Conn, error), func(context.Context) (net.Listener, error)) {
 	src, peer := sc.SourceIPv6, sc.PeerIPv6
 	listen := func(ctx context.Context) (net.Listener, error) {
@@ -817,6 +828,10 @@ func (f *fakeDataplane) Routes() ([]bpf.RouteStats, error) {
 }
 
 func (f *fakeDataplane) Reasons() (map[bpf.Reason]uint64, error) { return map[bpf.Reason]uint64{}, nil }
+
+func (f *fakeDataplane) Counters([]bpf.RouteKey) (map[bpf.RouteKey]bpf.Counter, error) {
+	return map[bpf.RouteKey]bpf.Counter{}, nil
+}
 
 // gate returns an interface's gate (false when it has no entry).
 func (f *fakeDataplane) gate(ifindex int) (forward, ok bool) {

@@ -13,6 +13,7 @@ import (
 	"github.com/hotcast/hotcast/bpf"
 	"github.com/hotcast/hotcast/ctrl/bfd"
 	"github.com/hotcast/hotcast/ctrl/mld"
+	"github.com/hotcast/hotcast/ctrl/pim"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/hotcast/hotcast/daemon/config"
 	"github.com/vishvananda/netlink"
@@ -181,6 +182,36 @@ func (Kernel) OpenBFD(cfg bfd.EngineConfig) (BFDManager, error) {
 		return nil, err
 	}
 	return kernelBFD{m}, nil
+}
+
+// PIMRPF implements System: the FIB of the daemon's namespace.
+func (Kernel) PIMRPF() (PIMRPF, error) { return pim.NewNetlinkRPF(nil, nil), nil }
+
+// ListenPIM implements System.
+func (Kernel) ListenPIM(ifname string, linkLocal netip.Addr) (PIMConn, error) {
+	c, err := pim.Listen(ifname, linkLocal)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ListenPIMUnicast implements System.
+func (Kernel) ListenPIMUnicast() (PIMUnicastConn, error) {
+	c, err := pim.ListenUnicast()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ListenData implements System.
+func (Kernel) ListenData(ifname string) (DataConn, error) {
+	c, err := pim.ListenData(ifname)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // RBSTransport implements System: the service's own TCP.

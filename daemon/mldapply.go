@@ -25,6 +25,9 @@ func (d *Daemon) applyMLD(ifc *iface, us []mld.Update, log *slog.Logger) {
 	if err := d.table.SetMemberships(ifc.index, cs); err != nil {
 		log.Error("apply memberships", "changes", len(cs), "err", err)
 	}
+	if p := d.pimRunning(); p != nil {
+		p.setMembership(ifc.index, cs)
+	}
 	d.refreshProxy(groups...)
 	d.mu.RLock()
 	b := ifc.backup

@@ -115,6 +115,9 @@ func (d *Daemon) stopIfaceMLD(ifc *iface) {
 	if err := d.table.ReplaceInterface(ifc.index, nil); err != nil {
 		ifc.log().Error("remove mld memberships", "err", err)
 	}
+	if p := d.pimRunning(); p != nil {
+		p.clearMembership(ifc.index, groups)
+	}
 	d.refreshProxy(groups...)
 	ifc.log().Info("mld stopped", "groups_dropped", len(groups))
 }

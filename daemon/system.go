@@ -62,6 +62,16 @@ type System interface {
 	ListenVRRP(ifname string, log *slog.Logger) (VRRPConn, error)
 	// OpenBFD starts the BFD engine.
 	OpenBFD(cfg bfd.EngineConfig) (BFDManager, error)
+	// PIMRPF returns the RPF source of PIM: the unicast FIB.
+	PIMRPF() (PIMRPF, error)
+	// ListenPIM opens an interface's link-local PIM socket.
+	ListenPIM(ifname string, linkLocal netip.Addr) (PIMConn, error)
+	// ListenPIMUnicast opens the router's unicast PIM socket (Registers,
+	// Register-Stops).
+	ListenPIMUnicast() (PIMUnicastConn, error)
+	// ListenData opens an interface's packet socket for the multicast
+	// data the fast path hands to the stack.
+	ListenData(ifname string) (DataConn, error)
 	// RBSTransport returns how a remote backup service connects: nil
 	// functions mean the service's own TCP from source-ipv6 to
 	// peer-ipv6:port.
@@ -84,6 +94,7 @@ type Dataplane interface {
 	Iface(ifindex int) (bpf.Iface, error)
 	DeleteIface(ifindex int) error
 	Routes() ([]bpf.RouteStats, error)
+	Counters(keys []bpf.RouteKey) (map[bpf.RouteKey]bpf.Counter, error)
 	Reasons() (map[bpf.Reason]uint64, error)
 }
 

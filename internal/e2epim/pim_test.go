@@ -1,0 +1,349 @@
+package e2epim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hotcast/hotcast/daemon/api"
+	"github.com/hotcast/hotcast/internal/labtest"
+	"github.com/hotcast/hotcast/internal/netnstest"
+	"github.com/vishvananda/netlink"
+)
+
+var (
+	src   = netip.MustParseAddr("2001:db8:40::2")
+	asmG  = netip.MustParseAddr("ff0e::1:1") // through the RP, then the SPT
+	ssmG  = netip.MustParseAddr("ff3e::1:3") // (S,G) joins only
+	rpAdr = "2001:db8:22::22"
+)
+
+const deviceD = `
+sysname: DeviceD
+api: {socket: "%SOCKET%"}
+bpf: {pin-path: "%PIN%"}
+multicast: {routing-enable: true}
+loopback: {addresses: ["2001:db8:22::22/128"]}
+pim:
+  static-rp: [{address: "2001:db8:22::22"}]
+interfaces:
+  - {name: ge1, addresses: ["2001:db8:40::1/64"], pim: {mode: sm}}
+  - {name: ge2, addresses: ["2001:db8:30::2/64"], pim: {mode: sm}}
+  - {name: ge3, addresses: ["2001:db8:20::2/64"], pim: {mode: sm}}
+`
+
+// edge is DeviceA or DeviceB: the LAN (lan) with VRRP6, MLD (reports
+// ignored while Backup: the standby learns through RBS alone), the gate,
+// the hot-backup profile and PIM ignoring DR and assert state; the
+// upstream (up) towards DeviceD; the RBS link ge1.
+const edge = `
+sysname: %[1]s
+api: {socket: "%%SOCKET%%"}
+bpf: {pin-path: "%%PIN%%"}
+multicast: {routing-enable: true}
+pim:
+  static-rp: [{address: "2001:db8:22::22"}]
+remote-backup-services:
+  - {name: service1, peer-ipv6: "2001:db8:10::%[3]d", source-ipv6: "2001:db8:10::%[2]d", port: 1025}
+remote-backup-profiles:
+  - {name: profile1, service-type: [mld], backup-id: 10, remote-backup-service: service1, peer-backup: hot, vrrp6: {vrid: 1, interface: %[4]s}}
+interfaces:
+  - {name: ge1, addresses: ["2001:db8:10::%[2]d/64"]}
+  - name: %[4]s
+    addresses: ["2001:db8:50::%[2]d/64"]
+    mld: {enable: true, ignore-reports-while-backup: true}
+    vrrp6:
+      - {vrid: 1, virtual-ip: ["fe80::1", "2001:db8::50"], priority: %[6]d, preempt-delay: 10s, advertise-interval: 100ms}
+    multicast-track-vrrp6: 1
+    remote-backup-profile: profile1
+    pim: {mode: sm, ignore-dr-state: true, ignore-assert-state: true}
+  - {name: %[5]s, addresses: ["2001:db8:%[7]d::1/64"], pim: {mode: sm}}
+`
+
+type router struct {
+	name     string
+	ns       *netnstest.NS
+	d        *labtest.Daemon
+	hc       *http.Client
+	lan, up  string // interface names
+	upstream string // DeviceD's address on the upstream link
+}
+
+func (r *router) get(path string, v any) error {
+	resp, err := r.hc.Get("http://hotcastd" + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func (r *router) routes(t *testing.T) api.ForwardingTable {
+	t.Helper()
+	var ft api.ForwardingTable
+	if err := r.get(api.PathForwardingTable, &ft); err != nil {
+		t.Logf("%s: forwarding table: %v", r.name, err)
+	}
+	return ft
+}
+
+// route is the fast path's route for (s, g) ("*" for (*,G)).
+func (r *router) route(t *testing.T, s string, g netip.Addr) *api.Route {
+	ft := r.routes(t)
+	for i, rt := range ft.Routes {
+		if rt.Source == s && rt.Group == g.String() {
+			return &ft.Routes[i]
+		}
+	}
+	return nil
+}
+
+func (r *router) vrrp(t *testing.T) api.VRRP6 {
+	t.Helper()
+	var vs []api.VRRP6
+	if err := r.get(api.PathVRRP6, &vs); err != nil || len(vs) != 1 {
+		return api.VRRP6{}
+	}
+	return vs[0]
+}
+
+func start(t *testing.T, ns *netnstest.NS, hcd, hcctl, name, yaml string) *router {
+	t.Helper()
+	r := &router{name: name, ns: ns}
+	r.d = labtest.StartDaemon(t, ns, hcd, hcctl, yaml)
+	sock := r.d.Socket
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}
+	r.hc = &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	t.Cleanup(tr.CloseIdleConnections)
+	return r
+}
+
+func route6(t *testing.T, ns *netnstest.NS, dst, via, dev string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "-n", ns.Name, "-6", "route", "add", dst, "via", via, "dev", dev).CombinedOutput(); err != nil {
+		t.Fatalf("%s: ip route add %s via %s: %v: %s", ns.Name, dst, via, err, out)
+	}
+}
+
+func linkDown(t *testing.T, ns *netnstest.NS, names ...string) {
+	t.Helper()
+	h := ns.Handle(t)
+	for _, n := range names {
+		l, err := h.LinkByName(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.LinkSetDown(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var _ = netlink.LinkSetUp
+
+// TestReferencePIM runs the reference topology on PIM-SM alone:
+//
+//	src:s0 --- ge1:DeviceD:ge3 --- ge3:DeviceA:ge2 --- lan --- h1
+//	               DeviceD:ge2 --- ge2:DeviceB:ge3 ---/
+//	                 DeviceA:ge1 --- ge1:DeviceB (RBS)
+//
+// and proves what issue 12 asks of it: the routers learn the RP from
+// configuration and join upstream; the standby, which knows the LAN's
+// listeners only through RBS, has upstream state and receives the
+// streams while muted, and the host gets no duplicate; a leave prunes
+// upstream on both routers and empties DeviceD's state; after DeviceA
+// fails, DeviceB forwards within Master_Down_Interval (+5 ms) with no
+// duplicate.
+func TestReferencePIM(t *testing.T) {
+	netnstest.RequireRoot(t)
+	hcd, hcctl := labtest.Binaries(t)
+	srcNS := netnstest.New(t, "src")
+	nsD := netnstest.New(t, "dD")
+	nsA := netnstest.New(t, "dA")
+	nsB := netnstest.New(t, "dB")
+	lan := netnstest.New(t, "lan")
+	host := netnstest.New(t, "h1")
+
+	s0, _ := netnstest.Veth(t, srcNS, "s0", nsD, "ge1")
+	netnstest.Veth(t, nsD, "ge3", nsA, "ge3")
+	netnstest.Veth(t, nsD, "ge2", nsB, "ge2")
+	netnstest.Veth(t, nsA, "ge1", nsB, "ge1")
+	_, pa := netnstest.Veth(t, nsA, "ge2", lan, "p-a")
+	_, pb := netnstest.Veth(t, nsB, "ge3", lan, "p-b")
+	h1, ph := netnstest.Veth(t, host, "h1", lan, "p-h")
+	// The routers' XDP redirects onto their LAN ports: the switch's ends
+	// need an XDP program to receive them.
+	labtest.NewReceiver(t, pa)
+	labtest.NewReceiver(t, pb)
+	netnstest.Bridge(t, lan, "br0", pa, pb, ph)
+	s0.AddAddr(t, src.String()+"/64")
+	h1.AddAddr(t, "2001:db8:50::100/64")
+	h1.WaitLinkLocal(t)
+
+	// DeviceD first (the interfaces get their addresses from it), then
+	// the unicast routes the reference's IS-IS would give.
+	d := start(t, nsD, hcd, hcctl, "DeviceD", deviceD)
+	a := start(t, nsA, hcd, hcctl, "DeviceA", fmt.Sprintf(edge, "DeviceA", 1, 2, "ge2", "ge3", 200, 20))
+	a.lan, a.up, a.upstream = "ge2", "ge3", "2001:db8:20::2"
+	labtest.Eventually(t, 5*time.Second, "DeviceA up", func() bool { return a.vrrp(t).State != "" })
+	b := start(t, nsB, hcd, hcctl, "DeviceB", fmt.Sprintf(edge, "DeviceB", 2, 1, "ge3", "ge2", 120, 30))
+	b.lan, b.up, b.upstream = "ge3", "ge2", "2001:db8:30::2"
+	for _, r := range []*router{a, b} {
+		for _, dst := range []string{"2001:db8:40::/64", rpAdr + "/128"} {
+			route6(t, r.ns, dst, r.upstream, r.up)
+		}
+	}
+	if out, err := exec.Command("ip", "-n", srcNS.Name, "-6", "route", "add", "default", "via", "2001:db8:40::1", "dev", "s0").CombinedOutput(); err != nil {
+		t.Fatalf("source default route: %v: %s", err, out)
+	}
+	labtest.Eventually(t, 10*time.Second, "A Master, B Backup", func() bool {
+		return a.vrrp(t).State == "Master" && b.vrrp(t).State == "Backup"
+	})
+
+	meter := labtest.NewGapMeter(t, h1)
+	leaveASM := labtest.Join(t, h1, asmG, netip.Addr{})
+	leaveSSM := labtest.Join(t, h1, ssmG, src)
+	const pps = 1000
+	stream := labtest.StartStream(t, s0, src, []netip.Addr{asmG, ssmG}, pps)
+	defer stream.Stop()
+
+	// Both routers join upstream: the Master from its hosts, the standby
+	// from what RBS gave it; DeviceD forwards (S,G) from ge1 to both.
+	srcS := src.String()
+	labtest.Eventually(t, 15*time.Second, "both routers' (S,G) routes from DeviceD, and DeviceD's to both", func() bool {
+		for _, r := range []*router{a, b} {
+			for _, g := range []netip.Addr{asmG, ssmG} {
+				rt := r.route(t, srcS, g)
+				if rt == nil || rt.Incoming != r.up || !slices.Contains(rt.Outgoing, r.lan) {
+					return false
+				}
+			}
+		}
+		for _, g := range []netip.Addr{asmG, ssmG} {
+			rt := d.route(t, srcS, g)
+			if rt == nil || rt.Incoming != "ge1" || !slices.Contains(rt.Outgoing, "ge2") || !slices.Contains(rt.Outgoing, "ge3") {
+				return false
+			}
+		}
+		return true
+	})
+	// The standby pulls the streams, muted: its (S,G) counters move, its
+	// LAN gate is shut, the host sees each packet once.
+	before := map[netip.Addr]uint64{}
+	for _, g := range []netip.Addr{asmG, ssmG} {
+		before[g] = b.route(t, srcS, g).Packets
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, g := range []netip.Addr{asmG, ssmG} {
+		if now := b.route(t, srcS, g).Packets; now < before[g]+pps/4 {
+			t.Errorf("standby's (S,%v) counted %d packets in 500 ms: it does not receive the stream", g, now-before[g])
+		}
+	}
+	if gate := b.routes(t).Gates[b.lan]; gate != "muted" {
+		t.Errorf("standby's LAN gate %q, want muted", gate)
+	}
+	var groups []api.MLDGroup
+	b.d.CtlJSON(&groups, "display", "mld", "group")
+	for _, g := range groups {
+		if g.Group == asmG.String() && !g.Synced {
+			t.Errorf("standby's MLD group %s not synced: it must know the listener through RBS only", g.Group)
+		}
+	}
+	for _, g := range []netip.Addr{asmG, ssmG} {
+		if r := meter.Report(g); r.Received == 0 || r.Duplicates != 0 {
+			t.Errorf("host, %v: %d received, %d duplicates (want >0, 0)", g, r.Received, r.Duplicates)
+		}
+	}
+
+	// A leave on the LAN: MLD's last listener query on the Master, then
+	// both routers prune upstream and DeviceD stops sending the group.
+	leaveASM()
+	labtest.Eventually(t, 5*time.Second, "the Master to drop the ASM group", func() bool {
+		rt := a.route(t, srcS, asmG)
+		return rt == nil || !slices.Contains(rt.Outgoing, a.lan)
+	})
+	pruned := time.Now()
+	labtest.Eventually(t, 5*time.Second, "DeviceD to stop sending the ASM group to both routers", func() bool {
+		for _, s := range []string{srcS, "*"} {
+			if rt := d.route(t, s, asmG); rt != nil && len(rt.Outgoing) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	// The prune delay on DeviceD's point-to-point links is at most the
+	// J/P override interval (2.5 s) plus the propagation delay (0.5 s).
+	if took := time.Since(pruned); took > 3500*time.Millisecond {
+		t.Errorf("DeviceD pruned the ASM group %v after the Master's leave, want within the prune delay (3 s)", took)
+	}
+	labtest.Eventually(t, 5*time.Second, "the standby's ASM route to go", func() bool {
+		rt := b.route(t, srcS, asmG)
+		return rt == nil || !slices.Contains(rt.Outgoing, b.lan)
+	})
+
+	// Back, then DeviceA fails.
+	labtest.Join(t, h1, asmG, netip.Addr{})
+	labtest.Eventually(t, 15*time.Second, "both routers' ASM routes again", func() bool {
+		for _, r := range []*router{a, b} {
+			rt := r.route(t, srcS, asmG)
+			if rt == nil || !slices.Contains(rt.Outgoing, r.lan) {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(300 * time.Millisecond)
+	mdi := labtest.MasterDownInterval(b.vrrp(t))
+	meter.Reset()
+	time.Sleep(200 * time.Millisecond)
+	failed := time.Now()
+	linkDown(t, nsA, "ge1", "ge2", "ge3")
+	labtest.Eventually(t, 3*time.Second, "DeviceB Master", func() bool { return b.vrrp(t).State == "Master" })
+	time.Sleep(500 * time.Millisecond)
+	meter.Settle(50*time.Millisecond, time.Second)
+	for _, g := range []netip.Addr{asmG, ssmG} {
+		r := meter.Report(g)
+		gap := r.LossGap(pps)
+		t.Logf("%v: failover loss %v (Master_Down_Interval %v), %d received, %d duplicates", g, gap, mdi, r.Received, r.Duplicates)
+		if gap > mdi+5*time.Millisecond {
+			t.Errorf("%v: receivers lost %v of the stream at the failover, want at most Master_Down_Interval %v + 5 ms", g, gap, mdi)
+		}
+		if r.Duplicates != 0 {
+			t.Errorf("%v: %d duplicates across the failover", g, r.Duplicates)
+		}
+		if r.Received == 0 {
+			t.Errorf("%v: nothing received after the failover", g)
+		}
+	}
+	_ = failed
+	leaveSSM()
+	if t.Failed() {
+		for _, r := range []*router{d, a, b} {
+			out, _ := r.d.CtlErr("display", "multicast", "forwarding-table")
+			t.Logf("%s forwarding table:\n%s", r.name, out)
+			t.Logf("%s log:\n%s", r.name, lastLines(r.d.Log(), 40))
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, "\n")
+}
