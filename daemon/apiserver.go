@@ -63,6 +63,9 @@ func (d *Daemon) serveAPI(ctx context.Context, l net.Listener, path string) *htt
 	mux.HandleFunc("GET "+api.PathRBS, jsonHandler(d.rbsServices))
 	mux.HandleFunc("GET "+api.PathRBP, jsonHandler(d.rbsProfiles))
 	mux.HandleFunc("GET "+api.PathBFD, jsonHandler(d.bfdSessions))
+	mux.HandleFunc("GET "+api.PathPIMNeighbors, jsonHandler(d.pimNeighbors))
+	mux.HandleFunc("GET "+api.PathPIMInterfaces, jsonHandler(d.pimInterfaces))
+	mux.HandleFunc("GET "+api.PathPIMRoutes, jsonHandler(d.pimRoutes))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	// The operator's way in is gone when Serve fails (http.Server
 	// retries temporary accept errors itself): the daemon ends with it.

@@ -10,6 +10,7 @@ import (
 	"github.com/hotcast/hotcast/bpf"
 	"github.com/hotcast/hotcast/ctrl/bfd"
 	"github.com/hotcast/hotcast/ctrl/mld"
+	"github.com/hotcast/hotcast/ctrl/pim"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -29,6 +30,19 @@ type collector struct {
 	gate                                       *prometheus.Desc
 	bfdState, bfdPackets, bfdDrops, bfdDowns   *prometheus.Desc
 	bfdLate                                    *prometheus.Desc
+	pim                                        pimDescs
+}
+
+// pimDescs are the PIM metrics, read from d.pimView() (collect).
+type pimDescs struct {
+	neighbors, isDR, messages, drops, sendErrors, nbrEvents, drChanges *prometheus.Desc
+	jp, jpDrops, asserts, register, registerDrops, routerErrors        *prometheus.Desc
+	routes, data, counterPolls                                         *prometheus.Desc
+}
+
+func (p pimDescs) all() []*prometheus.Desc {
+	return []*prometheus.Desc{p.neighbors, p.isDR, p.messages, p.drops, p.sendErrors, p.nbrEvents, p.drChanges,
+		p.jp, p.jpDrops, p.asserts, p.register, p.registerDrops, p.routerErrors, p.routes, p.data, p.counterPolls}
 }
 
 func newCollector(d *Daemon) *collector {
@@ -61,6 +75,24 @@ func newCollector(d *Daemon) *collector {
 		bfdDrops:     n("bfd_drops_total", "BFD control packets dropped, by reason.", "session", "reason"),
 		bfdDowns:     n("bfd_session_down_total", "BFD session transitions from Up to Down or AdminDown.", "session"),
 		bfdLate:      n("bfd_engine_max_lateness_seconds", "Largest lateness of a BFD timer against its deadline."),
+		pim: pimDescs{
+			neighbors:     n("pim_neighbors", "PIM neighbours on the interface.", "interface"),
+			isDR:          n("pim_dr", "1 while this router is the PIM DR of the interface's link.", "interface"),
+			messages:      n("pim_messages_total", "PIM messages accepted (received) or sent, by type.", "interface", "type", "direction"),
+			drops:         n("pim_drops_total", "PIM packets dropped by the interface, by reason.", "interface", "reason"),
+			sendErrors:    n("pim_send_errors_total", "PIM messages the interface failed to send.", "interface"),
+			nbrEvents:     n("pim_neighbor_events_total", "PIM neighbour changes: up, down, restart (a new Generation ID).", "interface", "event"),
+			drChanges:     n("pim_dr_changes_total", "DR elections that changed the interface's DR.", "interface"),
+			jp:            n("pim_joinprune_total", "Join/Prune messages: received (to this router), seen (to another, for suppression and override), sent.", "direction"),
+			jpDrops:       n("pim_joinprune_drops_total", "Join/Prunes, group sets or entries ignored, by reason.", "reason"),
+			asserts:       n("pim_asserts_total", "Assert messages: received, sent, dropped.", "direction"),
+			register:      n("pim_register_total", "Registers and Register-Stops, by kind.", "kind"),
+			registerDrops: n("pim_register_drops_total", "Registers and Register-Stops ignored, by reason.", "reason"),
+			routerErrors:  n("pim_router_send_errors_total", "Join/Prunes, Asserts, Registers and Register-Stops the router failed to send."),
+			routes:        n("pim_routes", "PIM routing entries: star_g (*,G), s_g (S,G).", "kind"),
+			data:          n("pim_data_packets_total", "Data packets through the daemon's PIM data path, by event.", "event"),
+			counterPolls:  n("pim_counter_polls_total", "Route counter reads for the Keepalive Timer."),
+		},
 	}
 }
 
@@ -68,6 +100,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.routePackets, c.routeBytes, c.frames, c.gate, c.mldRx, c.mldTx, c.mldDrops, c.mldGroups, c.mldQ,
 		c.vrrpState, c.vrrpMaster, c.vrrpAdverts, c.vrrpDr, c.rbsUp, c.rbsStrangers, c.rbsEntries, c.rbsBatches, c.rbsResyncs, c.rbsLag,
 		c.bfdState, c.bfdPackets, c.bfdDrops, c.bfdDowns, c.bfdLate} {
+		ch <- d
+	}
+	for _, d := range c.pim.all() {
 		ch <- d
 	}
 }
@@ -182,6 +217,75 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.bfdLate, m.Stats().Engine.MaxLateness.Seconds())
 	}
+	if v, ok := d.pimView(); ok {
+		c.pim.collect(ch, v)
+	}
+}
+
+// collect sends the PIM metrics of v: per interface, then the router's
+// and the data path's.
+func (p pimDescs) collect(ch chan<- prometheus.Metric, v pimView) {
+	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
+	}
+	for _, ifc := range v.Ifaces {
+		name := ifc.Name
+		s := ifc.Ifc.Stats()
+		gauge(p.neighbors, float64(ifc.Ifc.NeighborCount()), name)
+		dr := 0.0
+		if ifc.Ifc.IsDR() {
+			dr = 1
+		}
+		gauge(p.isDR, dr, name)
+		for _, t := range pimMessageTypes() {
+			counter(p.messages, s.Rx[t], name, t.String(), "received")
+			counter(p.messages, s.Tx[t], name, t.String(), "sent")
+		}
+		for _, r := range pim.DropReasons() {
+			counter(p.drops, s.Drops[r], name, r.String())
+		}
+		counter(p.sendErrors, s.TxErrors, name)
+		counter(p.nbrEvents, s.NeighborsUp, name, "up")
+		counter(p.nbrEvents, s.NeighborsDown, name, "down")
+		counter(p.nbrEvents, s.NeighborRestarts, name, "restart")
+		counter(p.drChanges, s.DRChanges, name)
+	}
+	if v.Router != nil {
+		s := v.Router.Stats()
+		counter(p.jp, s.JPRx, "received")
+		counter(p.jp, s.JPSeen, "seen")
+		counter(p.jp, s.JPTx, "sent")
+		for _, r := range pimJPDropReasons() {
+			counter(p.jpDrops, s.JPDrops[r], r.String())
+		}
+		counter(p.asserts, s.AssertRx, "received")
+		counter(p.asserts, s.AssertTx, "sent")
+		counter(p.asserts, s.AssertDrop, "dropped")
+		for kind, n := range map[string]uint64{
+			"register_sent": s.RegisterTx, "null_register_sent": s.NullRegisterTx, "register_received": s.RegisterRx,
+			"decapsulated": s.RegisterDecap, "register_stop_sent": s.RegisterStopTx, "register_stop_received": s.RegisterStopRx,
+		} {
+			counter(p.register, n, kind)
+		}
+		for _, r := range pimRegDropReasons() {
+			counter(p.registerDrops, s.RegisterDrops[r], r.String())
+		}
+		counter(p.routerErrors, s.TxErrors)
+		starG, sg := pimRouteCounts(v.Router.Routes())
+		gauge(p.routes, float64(starG), "star_g")
+		gauge(p.routes, float64(sg), "s_g")
+	}
+	for event, n := range map[string]uint64{
+		"received": v.Data.DataRx, "dropped": v.Data.DataDropped,
+		"registered": v.Data.RegistersTx, "register_error": v.Data.RegisterErrs,
+		"decap_forwarded": v.Data.DecapForward, "decap_error": v.Data.DecapErrs,
+	} {
+		counter(p.data, n, event)
+	}
+	counter(p.counterPolls, v.Data.CounterPolls)
 }
 
 // listenMetrics listens on api.metrics-listen.

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -23,7 +24,14 @@ const (
 	PathRBS             = "/v1/remote-backup-services"
 	PathRBP             = "/v1/remote-backup-profiles"
 	PathBFD             = "/v1/bfd/sessions"
+	PathPIMNeighbors    = "/v1/pim/neighbors"
+	PathPIMInterfaces   = "/v1/pim/interfaces"
+	PathPIMRoutes       = "/v1/pim/routing-table"
 )
+
+// PIMNotRunning is the daemon's answer to a PIM path while no interface
+// runs PIM; hotcastctl prints it as is.
+const PIMNotRunning = "PIM is not running"
 
 // Route is one forwarding entry with its counters.
 type Route struct {
@@ -77,13 +85,23 @@ func (c *Client) Get(ctx context.Context, path string, q url.Values, v any) erro
 		return fmt.Errorf("read answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("hotcastd: %s: %s", resp.Status, body)
+		return &StatusError{Status: resp.Status, Code: resp.StatusCode, Message: strings.TrimSpace(string(body))}
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("decode answer: %w", err)
 	}
 	return nil
 }
+
+// StatusError is an answer of the daemon other than 200 OK: Message is
+// what the handler said (an unknown name, "PIM is not running").
+type StatusError struct {
+	Status  string // "400 Bad Request"
+	Code    int
+	Message string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("hotcastd: %s: %s", e.Status, e.Message) }
 
 // GetRaw fetches path and returns the JSON body as is.
 func (c *Client) GetRaw(ctx context.Context, path string, q url.Values) (json.RawMessage, error) {
@@ -187,7 +205,6 @@ type RemoteBackupService struct {
 	Errors         map[string]uint64 `json:"errors"`
 }
 
-// RemoteBackupProfile is "display remote-backup-profile".
 // BFDSession is "display bfd session": one session's state, negotiated
 // timers (seconds) and counters.
 type BFDSession struct {
@@ -221,6 +238,7 @@ type BFDSession struct {
 	EngineMaxLateness float64           `json:"engine_max_lateness"`
 }
 
+// RemoteBackupProfile is "display remote-backup-profile".
 type RemoteBackupProfile struct {
 	ProfileIndex        string            `json:"profile_index"`
 	ProfileName         string            `json:"profile_name"`
@@ -240,4 +258,137 @@ type RemoteBackupProfile struct {
 	AckedSequence       uint64            `json:"acked_sequence"`
 	SyncLagMS           float64           `json:"sync_lag_ms"`
 	Counters            map[string]uint64 `json:"counters"`
+}
+
+// PIMNeighbor is one line of "display pim neighbor": a neighbour on one
+// PIM interface, as its last Hello described it (RFC 7761 §4.3.2). Times
+// are seconds.
+type PIMNeighbor struct {
+	Interface string `json:"interface"`
+	Address   string `json:"address"` // primary: the link-local source of its Hellos
+	// SecondaryAddresses are its Address List option (§4.3.4).
+	SecondaryAddresses []string  `json:"secondary_addresses"`
+	Since              time.Time `json:"since"` // neighbour since (or its last restart, a new Generation ID)
+	UptimeSeconds      float64   `json:"uptime"`
+	// ExpiresIn is the holdtime left; 0 with NeverExpires (Holdtime
+	// 0xffff).
+	ExpiresIn    float64 `json:"expires_in"`
+	NeverExpires bool    `json:"never_expires"`
+	Holdtime     float64 `json:"holdtime"` // advertised, or 105 s without the option
+	// DRPriority and GenerationID are absent when its Hello lacked the
+	// option.
+	DRPriority   *uint32 `json:"dr_priority,omitempty"`
+	GenerationID *uint32 `json:"generation_id,omitempty"`
+	IsDR         bool    `json:"is_dr"` // the link's elected DR
+	// LANPruneDelay is absent when its Hellos have no LAN Prune Delay
+	// option (§4.3.3).
+	LANPruneDelay *PIMLANPruneDelay `json:"lan_prune_delay,omitempty"`
+}
+
+// PIMLANPruneDelay is a LAN Prune Delay option (seconds).
+type PIMLANPruneDelay struct {
+	PropagationDelay float64 `json:"propagation_delay"`
+	OverrideInterval float64 `json:"override_interval"`
+	Tracking         bool    `json:"tracking"` // the T bit: join suppression may be disabled
+}
+
+// PIMInterface is "display pim interface": one PIM interface's state,
+// timers (seconds) and counters.
+type PIMInterface struct {
+	Interface    string `json:"interface"`
+	State        string `json:"state"`   // up|down
+	Address      string `json:"address"` // link-local: the source of its messages
+	GenerationID uint32 `json:"generation_id"`
+	Neighbors    int    `json:"neighbors"`
+	DR           string `json:"dr"` // "" while down
+	IsDR         bool   `json:"is_dr"`
+	DRPriority   uint32 `json:"dr_priority"`
+	// HelloInterval is Hello_Period, Holdtime what the Hellos
+	// advertise; NextHello the time to the next one.
+	HelloInterval float64 `json:"hello_interval"`
+	Holdtime      float64 `json:"holdtime"`
+	NextHello     float64 `json:"next_hello"`
+	// The LAN Prune Delay values in force (§4.3.3): LANDelayEnabled when
+	// every router on the link sends the option; the effective delays;
+	// JoinSuppression off only when all of them set the T bit.
+	LANDelayEnabled   bool    `json:"lan_delay_enabled"`
+	PropagationDelay  float64 `json:"propagation_delay"`
+	OverrideInterval  float64 `json:"override_interval"`
+	JoinSuppression   bool    `json:"join_suppression"`
+	IgnoreDRState     bool    `json:"ignore_dr_state"`
+	IgnoreAssertState bool    `json:"ignore_assert_state"`
+	// Received and Sent count messages by type (hello, join-prune,
+	// assert, register, register-stop); Counters the neighbour events
+	// and send errors; Drops the packets dropped, by reason (non-zero
+	// only).
+	Received map[string]uint64 `json:"received"`
+	Sent     map[string]uint64 `json:"sent"`
+	Counters map[string]uint64 `json:"counters"`
+	Drops    map[string]uint64 `json:"drops"`
+}
+
+// PIMRoutingTable is "display pim routing-table": the (*,G) and (S,G)
+// entries, their totals, the RPs and the router's counters.
+type PIMRoutingTable struct {
+	StarGEntries int        `json:"star_g_entries"` // of Routes
+	SGEntries    int        `json:"s_g_entries"`
+	Routes       []PIMRoute `json:"routes"`
+	RPs          []PIMRP    `json:"rps"`        // the static RPs
+	SPTSwitch    string     `json:"spt_switch"` // immediate|never
+	Statistics   PIMStats   `json:"statistics"`
+}
+
+// PIMRoute is one (*,G) or (S,G) entry.
+type PIMRoute struct {
+	Source   string `json:"source,omitempty"` // absent for (*,G)
+	Group    string `json:"group"`
+	RP       string `json:"rp,omitempty"` // absent for SSM
+	Protocol string `json:"protocol"`     // pim-sm|pim-ssm
+	// Flags are the entry's flags: WC, RPT, SPT, Register,
+	// JoinPending, RegisterPrune, LocalRP.
+	Flags []string `json:"flags"`
+	// UpstreamInterface is the RPF interface, absent when there is
+	// none (this router is the RP, or no route); UpstreamNeighbor is
+	// RPF', where the joins go, absent when there is none (a directly
+	// connected source, this router the RP, no PIM neighbour that way).
+	UpstreamInterface string `json:"upstream_interface,omitempty"`
+	UpstreamNeighbor  string `json:"upstream_neighbor,omitempty"`
+	Joined            bool   `json:"joined"` // upstream state Joined
+	// Downstreams is the outgoing interface list.
+	Downstreams []PIMDownstream `json:"downstreams"`
+}
+
+// PIMDownstream is one outgoing interface of a PIM route: downstream join
+// state put it there (Joined, expiring in ExpiresIn seconds), local MLD
+// listeners (Local), or both.
+type PIMDownstream struct {
+	Interface string  `json:"interface"`
+	Joined    bool    `json:"joined"`
+	ExpiresIn float64 `json:"expires_in"` // 0 unless Joined
+	Local     bool    `json:"local"`
+}
+
+// PIMRP is one static RP.
+type PIMRP struct {
+	Address    string `json:"address"`
+	GroupRange string `json:"group_range"`
+}
+
+// PIMStats are the PIM router's counters and the daemon's data-path ones.
+type PIMStats struct {
+	// JoinPrune: received (addressed to this router), seen (to another
+	// one, for suppression and override), sent.
+	JoinPrune      map[string]uint64 `json:"join_prune"`
+	JoinPruneDrops map[string]uint64 `json:"join_prune_drops"` // by reason
+	// Assert: received, sent, dropped.
+	Assert map[string]uint64 `json:"assert"`
+	// Register: sent, null_sent, received, decapsulated, stop_sent,
+	// stop_received.
+	Register      map[string]uint64 `json:"register"`
+	RegisterDrops map[string]uint64 `json:"register_drops"` // by reason
+	SendErrors    uint64            `json:"send_errors"`
+	// Data is the daemon's data path: data_received, data_dropped,
+	// registers_sent, register_errors, decap_forwarded, decap_errors,
+	// counter_polls.
+	Data map[string]uint64 `json:"data"`
 }
