@@ -238,3 +238,218 @@ func printBFDVerbose(w io.Writer, ss []api.BFDSession) {
 	}
 	fmt.Fprintln(w, rule)
 }
+
+// vrpTime spells seconds as VRP's hh:mm:ss (hours unbounded).
+func vrpTime(s float64) string {
+	n := int64(s + 0.5)
+	return fmt.Sprintf("%02d:%02d:%02d", n/3600, n/60%60, n%60)
+}
+
+// addrOr is an address as VRP prints it (upper case), or none.
+func addrOr(a, none string) string {
+	if a == "" {
+		return none
+	}
+	return strings.ToUpper(a)
+}
+
+func enabled(b bool) string {
+	if b {
+		return "enabled"
+	}
+	return "disabled"
+}
+
+// printPIMNeighbors is VRP's "display pim ipv6 neighbor": one line a
+// neighbour.
+func printPIMNeighbors(w io.Writer, ns []api.PIMNeighbor) {
+	fmt.Fprintf(w, " Total Number of Neighbors = %d\n\n", len(ns))
+	fmt.Fprintf(w, " %-26s %-16s %-9s %-9s %s\n", "Neighbor", "Interface", "Uptime", "Expires", "Dr-Priority")
+	for _, n := range ns {
+		exp := vrpTime(n.ExpiresIn)
+		if n.NeverExpires {
+			exp = "never"
+		}
+		prio := "-"
+		if n.DRPriority != nil {
+			prio = fmt.Sprint(*n.DRPriority)
+		}
+		fmt.Fprintf(w, " %-26s %-16s %-9s %-9s %s\n", addrOr(n.Address, "-"), n.Interface, vrpTime(n.UptimeSeconds), exp, prio)
+	}
+}
+
+// printPIMNeighborsVerbose is "display pim ipv6 neighbor verbose": a
+// neighbour's Hello options.
+func printPIMNeighborsVerbose(w io.Writer, ns []api.PIMNeighbor) {
+	fmt.Fprintf(w, " Total Number of Neighbors = %d\n", len(ns))
+	for _, n := range ns {
+		fmt.Fprintf(w, "\n Neighbor: %s\n", addrOr(n.Address, "-"))
+		fmt.Fprintf(w, "     Interface: %s\n", n.Interface)
+		fmt.Fprintf(w, "     Uptime: %s\n", vrpTime(n.UptimeSeconds))
+		if n.NeverExpires {
+			fmt.Fprintf(w, "     Expiry time: never\n")
+		} else {
+			fmt.Fprintf(w, "     Expiry time: %s\n", vrpTime(n.ExpiresIn))
+		}
+		prio, gen := "-", "-"
+		if n.DRPriority != nil {
+			prio = fmt.Sprint(*n.DRPriority)
+		}
+		if n.GenerationID != nil {
+			gen = fmt.Sprintf("0X%08X", *n.GenerationID)
+		}
+		fmt.Fprintf(w, "     DR Priority: %s\n", prio)
+		fmt.Fprintf(w, "     DR: %s\n", map[bool]string{true: "Yes", false: "No"}[n.IsDR])
+		fmt.Fprintf(w, "     Generation ID: %s\n", gen)
+		fmt.Fprintf(w, "     Holdtime: %.0f s\n", n.Holdtime)
+		if d := n.LANPruneDelay; d != nil {
+			fmt.Fprintf(w, "     LAN delay: %.0f ms\n", d.PropagationDelay*1e3)
+			fmt.Fprintf(w, "     Override interval: %.0f ms\n", d.OverrideInterval*1e3)
+			fmt.Fprintf(w, "     Neighbor tracking: %s\n", enabled(d.Tracking))
+		} else {
+			fmt.Fprintf(w, "     LAN delay: -\n     Override interval: -\n     Neighbor tracking: -\n")
+		}
+		if len(n.SecondaryAddresses) == 0 {
+			fmt.Fprintf(w, "     Secondary address list: -\n")
+			continue
+		}
+		fmt.Fprintf(w, "     Secondary address list:\n")
+		for _, a := range n.SecondaryAddresses {
+			fmt.Fprintf(w, "         %s\n", strings.ToUpper(a))
+		}
+	}
+}
+
+// printPIMInterfaces is VRP's "display pim ipv6 interface".
+func printPIMInterfaces(w io.Writer, is []api.PIMInterface) {
+	fmt.Fprintf(w, " %-16s %-5s %-6s %-8s %-10s %s\n", "Interface", "State", "NbrCnt", "HelloInt", "DR-Pri", "DR-Address")
+	for _, i := range is {
+		dr := addrOr(i.DR, "-")
+		if i.IsDR {
+			dr += " (local)"
+		}
+		fmt.Fprintf(w, " %-16s %-5s %-6d %-8.0f %-10d %s\n", i.Interface, i.State, i.Neighbors, i.HelloInterval, i.DRPriority, dr)
+	}
+}
+
+// printPIMInterfacesVerbose is "display pim ipv6 interface verbose".
+func printPIMInterfacesVerbose(w io.Writer, is []api.PIMInterface) {
+	ms := func(s float64) string { return fmt.Sprintf("%.0f ms", s*1e3) }
+	for i, p := range is {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		dr := addrOr(p.DR, "-")
+		if p.IsDR {
+			dr += " (local)"
+		}
+		negotiated := ""
+		if !p.LANDelayEnabled {
+			negotiated = " (defaults: not every router sends the LAN Prune Delay option)"
+		}
+		fmt.Fprintf(w, " Interface: %s, %s\n", p.Interface, addrOr(p.Address, "-"))
+		fmt.Fprintf(w, "     PIM version: 2\n     PIM mode: Sparse\n")
+		fmt.Fprintf(w, "     PIM state: %s\n", p.State)
+		fmt.Fprintf(w, "     PIM DR: %s\n", dr)
+		fmt.Fprintf(w, "     PIM DR Priority (configured): %d\n", p.DRPriority)
+		fmt.Fprintf(w, "     PIM neighbor count: %d\n", p.Neighbors)
+		fmt.Fprintf(w, "     PIM hello interval: %.0f s\n", p.HelloInterval)
+		fmt.Fprintf(w, "     PIM hello hold interval: %.0f s\n", p.Holdtime)
+		if p.State == "up" {
+			fmt.Fprintf(w, "     PIM next hello: %.1f s\n", p.NextHello)
+		} else {
+			fmt.Fprintf(w, "     PIM next hello: -\n")
+		}
+		fmt.Fprintf(w, "     PIM LAN delay (negotiated): %s%s\n", ms(p.PropagationDelay), negotiated)
+		fmt.Fprintf(w, "     PIM hello override interval (negotiated): %s\n", ms(p.OverrideInterval))
+		fmt.Fprintf(w, "     PIM neighbor tracking (negotiated): %s\n", enabled(!p.JoinSuppression))
+		fmt.Fprintf(w, "     PIM generation ID: 0X%08X\n", p.GenerationID)
+		fmt.Fprintf(w, "     PIM ignore dr-state: %s\n", enabled(p.IgnoreDRState))
+		fmt.Fprintf(w, "     PIM ignore assert-state: %s\n", enabled(p.IgnoreAssertState))
+		fmt.Fprintf(w, "     Received: %s\n", kv(p.Received))
+		fmt.Fprintf(w, "     Sent: %s\n", kv(p.Sent))
+		fmt.Fprintf(w, "     Counters: %s\n", kv(p.Counters))
+		fmt.Fprintf(w, "     Drops: %s\n", kv(p.Drops))
+	}
+}
+
+func entries(n int) string {
+	if n == 1 {
+		return "entry"
+	}
+	return "entries"
+}
+
+// printPIMRoutes is VRP's "display pim ipv6 routing-table".
+func printPIMRoutes(w io.Writer, rt api.PIMRoutingTable) {
+	fmt.Fprintf(w, " Total %d (*, G) %s; %d (S, G) %s\n", rt.StarGEntries, entries(rt.StarGEntries), rt.SGEntries, entries(rt.SGEntries))
+	for _, r := range rt.Routes {
+		local := slices.Contains(r.Flags, "LocalRP")
+		fmt.Fprintf(w, "\n (%s, %s)\n", addrOr(r.Source, "*"), strings.ToUpper(r.Group))
+		if r.RP != "" {
+			rp := strings.ToUpper(r.RP)
+			if local {
+				rp += " (local)"
+			}
+			fmt.Fprintf(w, "     RP: %s\n", rp)
+		}
+		flags := strings.Join(r.Flags, " ")
+		if flags == "" {
+			flags = "-"
+		}
+		fmt.Fprintf(w, "     Protocol: %s, Flag: %s\n", r.Protocol, flags)
+		up := r.UpstreamInterface
+		if up == "" {
+			up = "NULL"
+			if local {
+				up = "Register"
+			}
+		}
+		state := "NotJoined"
+		if r.Joined {
+			state = "Joined"
+		}
+		fmt.Fprintf(w, "     Upstream interface: %s\n", up)
+		fmt.Fprintf(w, "         Upstream neighbor: %s\n", addrOr(r.UpstreamNeighbor, "NULL"))
+		fmt.Fprintf(w, "         RPF prime neighbor: %s\n", addrOr(r.UpstreamNeighbor, "NULL"))
+		fmt.Fprintf(w, "         Upstream state: %s\n", state)
+		fmt.Fprintf(w, "     Downstream interface(s) information:")
+		if len(r.Downstreams) == 0 {
+			fmt.Fprintf(w, " None\n")
+			continue
+		}
+		fmt.Fprintf(w, "\n     Total number of downstreams: %d\n", len(r.Downstreams))
+		for j, d := range r.Downstreams {
+			proto, exp := "mld", "-"
+			if d.Joined {
+				proto, exp = "pim-sm", vrpTime(d.ExpiresIn)
+				if d.Local {
+					proto = "pim-sm/mld"
+				}
+			}
+			fmt.Fprintf(w, "         %d: %s\n", j+1, d.Interface)
+			fmt.Fprintf(w, "             Protocol: %s, Expires: %s\n", proto, exp)
+		}
+	}
+}
+
+// printPIMStatistics is "display pim routing-table statistics": the
+// totals, the RPs and the router's counters.
+func printPIMStatistics(w io.Writer, rt api.PIMRoutingTable) {
+	fmt.Fprintf(w, " Total %d (*, G) %s; %d (S, G) %s\n", rt.StarGEntries, entries(rt.StarGEntries), rt.SGEntries, entries(rt.SGEntries))
+	for _, rp := range rt.RPs {
+		fmt.Fprintf(w, " Static RP: %s, group range %s\n", strings.ToUpper(rp.Address), strings.ToUpper(rp.GroupRange))
+	}
+	if len(rt.RPs) == 0 {
+		fmt.Fprintf(w, " Static RP: none (SSM only)\n")
+	}
+	fmt.Fprintf(w, " SPT switch: %s\n", rt.SPTSwitch)
+	s := rt.Statistics
+	fmt.Fprintf(w, " Join/Prune       : %s\n", kv(s.JoinPrune))
+	fmt.Fprintf(w, " Join/Prune drops : %s\n", kv(s.JoinPruneDrops))
+	fmt.Fprintf(w, " Assert           : %s\n", kv(s.Assert))
+	fmt.Fprintf(w, " Register         : %s\n", kv(s.Register))
+	fmt.Fprintf(w, " Register drops   : %s\n", kv(s.RegisterDrops))
+	fmt.Fprintf(w, " Send errors      : %d\n", s.SendErrors)
+	fmt.Fprintf(w, " Data path        : %s\n", kv(s.Data))
+}

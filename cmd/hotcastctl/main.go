@@ -8,6 +8,9 @@
 //	hotcastctl display remote-backup-service [NAME] [--json]
 //	hotcastctl display remote-backup-profile [NAME] [--json]
 //	hotcastctl display bfd session [NAME] [verbose] [--json]
+//	hotcastctl display pim neighbor [INTERFACE] [verbose] [--json]
+//	hotcastctl display pim interface [INTERFACE] [verbose] [--json]
+//	hotcastctl display pim routing-table [GROUP | statistics] [--json]
 //	hotcastctl doctor [--config FILE] [--json]
 package main
 
@@ -38,6 +41,9 @@ commands:
   display remote-backup-service [NAME]
   display remote-backup-profile [NAME]
   display bfd session [NAME] [verbose]
+  display pim neighbor [INTERFACE] [verbose]
+  display pim interface [INTERFACE] [verbose]
+  display pim routing-table [GROUP | statistics]
   import-vrp [--map VRPIF=IF ...] [--upstream IF] [--out FILE] FILE
   doctor [--config FILE]
 `
@@ -122,10 +128,71 @@ func run(args []string, w io.Writer) error {
 			return show(ctx, c, w, api.PathBFD, q, asJSON, printBFDVerbose)
 		}
 		return show(ctx, c, w, api.PathBFD, q, asJSON, printBFD)
+	case match(words, "display", "pim"):
+		return displayPIM(ctx, c, w, words[2:], asJSON)
 	default:
 		fs.Usage()
 		return errors.New("unknown command")
 	}
+}
+
+// displayPIM runs "display pim [ipv6] neighbor|interface|routing-table ...";
+// VRP's "ipv6" keyword is accepted and changes nothing.
+func displayPIM(ctx context.Context, c *api.Client, w io.Writer, words []string, asJSON bool) error {
+	if len(words) > 0 && words[0] == "ipv6" {
+		words = words[1:]
+	}
+	if len(words) == 0 {
+		return errors.New("expected neighbor, interface or routing-table")
+	}
+	what, rest := words[0], words[1:]
+	verbose := len(rest) > 0 && rest[len(rest)-1] == "verbose"
+	if verbose && what != "routing-table" {
+		rest = rest[:len(rest)-1]
+	}
+	var err error
+	switch what {
+	case "neighbor", "interface":
+		q := url.Values{}
+		switch len(rest) {
+		case 0:
+		case 1:
+			q.Set("interface", rest[0])
+		default:
+			return fmt.Errorf("expected [INTERFACE] [verbose], got %q", strings.Join(words[1:], " "))
+		}
+		switch {
+		case what == "neighbor" && verbose:
+			err = show(ctx, c, w, api.PathPIMNeighbors, q, asJSON, printPIMNeighborsVerbose)
+		case what == "neighbor":
+			err = show(ctx, c, w, api.PathPIMNeighbors, q, asJSON, printPIMNeighbors)
+		case verbose:
+			err = show(ctx, c, w, api.PathPIMInterfaces, q, asJSON, printPIMInterfacesVerbose)
+		default:
+			err = show(ctx, c, w, api.PathPIMInterfaces, q, asJSON, printPIMInterfaces)
+		}
+	case "routing-table":
+		q := url.Values{}
+		switch {
+		case len(rest) == 0:
+			err = show(ctx, c, w, api.PathPIMRoutes, q, asJSON, printPIMRoutes)
+		case len(rest) == 1 && rest[0] == "statistics":
+			err = show(ctx, c, w, api.PathPIMRoutes, q, asJSON, printPIMStatistics)
+		case len(rest) == 1:
+			q.Set("group", rest[0])
+			err = show(ctx, c, w, api.PathPIMRoutes, q, asJSON, printPIMRoutes)
+		default:
+			return fmt.Errorf("expected [GROUP | statistics], got %q", strings.Join(rest, " "))
+		}
+	default:
+		return fmt.Errorf("display pim %s: expected neighbor, interface or routing-table", what)
+	}
+	// The daemon's answer while PIM is off is the whole message.
+	var se *api.StatusError
+	if errors.As(err, &se) && se.Message == api.PIMNotRunning {
+		return errors.New(api.PIMNotRunning)
+	}
+	return err
 }
 
 func defaultSocket() string {
