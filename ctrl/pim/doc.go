@@ -70,7 +70,16 @@
 //
 // Transport (Linux): [Conn] is a raw IPv6 socket of protocol 103 bound to
 // one interface and joined to ff02::d; it implements [Sender] and reads
-// [Packet] values for [Interface.HandlePacket].
+// [Packet] values for [Interface.HandlePacket]. [UnicastConn] is the
+// host's raw socket of protocol 103 bound to no interface, for the routed
+// Registers, Null-Registers and Register-Stops: it implements
+// [UnicastSender] (the kernel fragments a Register larger than the path
+// MTU) and reads [UnicastPacket] values, skipping the multicast messages
+// that are the Conns'. [DataConn] is an AF_PACKET socket per interface
+// with a classic BPF filter: it reads the routable multicast data that the
+// XDP fast path passes to the stack ([DataPacket], for
+// [Router.DataArrived] and Register encapsulation) and writes IPv6
+// packets out of the interface (the RP's decapsulated Register data).
 //
 // Not here yet: (*,*,RP) and group-range joins, BSR, the RP's
 // PMBR-specific behaviour beyond PMBR(S,G) (Border bit), Register

@@ -43,7 +43,11 @@ import (
 // and Asserts to ff02::d that the per-interface Conns joined for:
 // raw_v6_match does not consult IPV6_MULTICAST_ALL for a socket with no
 // bound address). Read skips those and counts them (SkippedMulticast);
-// the Conns have them.
+// the Conns have them. The reverse holds too: a Conn gets the unicast
+// PIM packets arriving on its interface (a raw socket bound to a device
+// gets every packet of its protocol arriving there), and
+// Interface.HandlePacket accepts Registers and Register-Stops, so the
+// daemon must take those from one of the two sockets only.
 const unicastRecvBufLen = 1 << 16 // a raw socket reads the IPv6 payload: at most 65535 octets
 
 // UnicastConn is the host's socket for the unicast PIM messages: the DR

@@ -380,3 +380,5 @@ func startFrameTap(t *testing.T, ns *netnstest.NS, ifindex int) *frameTap {
 	t.Cleanup(func() { close(stop); <-done; unix.Close(fd) })
 	return ft
 }
+
+var _ UnicastSender = (*UnicastConn)(nil)
