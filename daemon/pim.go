@@ -298,6 +298,11 @@ func (p *pimRun) addIface(ctx context.Context, ifc *iface) error {
 				c.Logger.Warn("pim read", "err", err)
 				continue
 			}
+			// Unicast PIM (Registers, Register-Stops) arrives on the
+			// unicast socket too: taken from there only.
+			if !pkt.Dst.IsMulticast() {
+				continue
+			}
 			pc.HandlePacket(pkt)
 		}
 	})
