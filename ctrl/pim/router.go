@@ -198,6 +198,8 @@ func (r JPDropReason) String() string {
 		return "rp-mismatch"
 	case JPDropStateLimit:
 		return "state-limit"
+	case JPDropNotRunning:
+		return "not-running"
 	}
 	return fmt.Sprintf("jp-drop-%d", uint8(r))
 }
