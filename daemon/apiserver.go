@@ -123,6 +123,9 @@ func (d *Daemon) forwardingTable(*http.Request) (any, error) {
 		if r.Flags&bpf.RouteSynced != 0 {
 			ar.Flags = append(ar.Flags, "synced")
 		}
+		if r.Flags&bpf.RoutePunt != 0 {
+			ar.Flags = append(ar.Flags, "punt") // PIM reads its packets
+		}
 		out.Routes = append(out.Routes, ar)
 	}
 	reasons, err := d.dp.Reasons()

@@ -41,7 +41,7 @@ type Route struct {
 	Outgoing []string `json:"outgoing"`
 	Packets  uint64   `json:"packets"`
 	Bytes    uint64   `json:"bytes"`
-	Flags    []string `json:"flags"` // "static", "synced"
+	Flags    []string `json:"flags"` // "static", "synced", "punt" (PIM reads its packets)
 }
 
 // ForwardingTable is the answer to PathForwardingTable.
