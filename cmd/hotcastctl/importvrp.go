@@ -22,8 +22,12 @@ Lines that are not converted are listed on stderr with their line numbers.
                        maps GigabitEthernetX/Y/Z to geZ. VRPIF is matched
                        case-insensitively, spaces ignored:
                        --map "gigabitethernet 0/1/2=eth1"
-  --upstream IF        multicast.upstream.interface (VRP or Linux name) when
-                       it cannot be inferred
+  --upstream IF        convert as an MLD edge router pulling traffic from IF
+                       (multicast.upstream.interface, VRP or Linux name)
+                       instead of running PIM: the PIM lines are warned
+                       about. Without it, interfaces with "pim ipv6 sm" run
+                       PIM (no upstream needed); a file without PIM gets
+                       its upstream inferred, or needs --upstream
   --out FILE           write the YAML to FILE instead of stdout
 `
 

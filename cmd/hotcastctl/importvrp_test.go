@@ -25,8 +25,12 @@ func TestImportVRPStdout(t *testing.T) {
 	if c.Profiles[0].VRRP6.Interface != "lan0" || c.Interface("lan0") == nil {
 		t.Errorf("--map not applied: %+v", c.Profiles[0].VRRP6)
 	}
+	// DeviceA runs PIM: no upstream to name.
+	if lan := c.Interface("lan0"); lan == nil || lan.PIM == nil || !lan.PIM.IgnoreDRState || c.PIM == nil || c.Multicast.Upstream.Interface != "" {
+		t.Errorf("pim not converted: %+v, upstream %q", c.PIM, c.Multicast.Upstream.Interface)
+	}
 	warn := errb.String()
-	for _, want := range []string{"deviceA.vrp: warning: line 15: isis 1: not modelled", "line 53: static-rp 2001:DB8:22::22"} {
+	for _, want := range []string{"deviceA.vrp: warning: line 15: isis 1: not modelled", "line 50: interface NULL0: not modelled"} {
 		if !strings.Contains(warn, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, warn)
 		}
@@ -46,8 +50,12 @@ func TestImportVRPOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Sysname != "DeviceA" || c.Multicast.Upstream.Interface != "ge3" {
-		t.Errorf("got %s upstream %s", c.Sysname, c.Multicast.Upstream.Interface)
+	if c.Sysname != "DeviceA" || c.Multicast.Upstream.Interface != "ge3" || c.PIMEnabled() {
+		t.Errorf("got %s upstream %s pim %v", c.Sysname, c.Multicast.Upstream.Interface, c.PIMEnabled())
+	}
+	// --upstream converts the MLD edge: the PIM lines are warned about.
+	if want := "line 53: static-rp 2001:DB8:22::22: not converted: --upstream"; !strings.Contains(errb.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, errb.String())
 	}
 	if fi, _ := os.Stat(dst); fi.Mode().Perm() != 0o644 {
 		t.Errorf("mode %v, want 0644", fi.Mode().Perm())

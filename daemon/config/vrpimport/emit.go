@@ -140,7 +140,7 @@ func (p *parser) emit(source string) ([]byte, map[string]src, error) {
 		m := e.object("multicast")
 		m.set("routing-enable", boolean(p.routing.v), p.routing.src)
 		if !p.routing.v {
-			m.node.Content[len(m.node.Content)-1].LineComment += `; off: no interface has "mld enable"`
+			m.node.Content[len(m.node.Content)-1].LineComment += `; off: no interface has "mld enable" or "pim ipv6 sm"`
 		}
 		if p.upstream != "" {
 			up := e.object("multicast.upstream")
@@ -150,6 +150,12 @@ func (p *parser) emit(source string) ([]byte, map[string]src, error) {
 			m.set("upstream", up.node)
 		}
 		root.set("multicast", m.node)
+	}
+	if lo := p.emitLoopback(e); lo != nil {
+		root.set("loopback", lo) // its interface key cites the interface lines
+	}
+	if pim := p.emitPIM(e); pim != nil {
+		root.set("pim", pim, append([]src{p.pimv.src}, p.pimv.more...)...)
 	}
 
 	if len(p.services) > 0 {
@@ -258,6 +264,97 @@ func (p *parser) emitIface(e *emitter, i int, ifc *iface) *yaml.Node {
 	}
 	if ifc.prof.set {
 		o.set("remote-backup-profile", str(ifc.prof.v), ifc.prof.src)
+	}
+	switch {
+	case p.pimOn && ifc.pim.sm.set:
+		o.set("pim", p.emitIfacePIM(e, o.sub("pim"), &ifc.pim))
+	case p.pimOn && ifc.mld.enable.set && ifc.mld.enable.v:
+		// config requires pim here; its error names the mld line.
+		e.at(o.sub("pim"), ifc.mld.enable.src)
+	}
+	return o.node
+}
+
+func (p *parser) emitIfacePIM(e *emitter, path string, m *pimIf) *yaml.Node {
+	o := e.object(path)
+	e.at(path, m.sm.src)
+	o.set("mode", str(string(config.PIMModeSM)), m.sm.src)
+	if m.hello.set {
+		o.set("hello-interval", duration(m.hello.v), m.hello.src)
+	}
+	if m.drPriority.set {
+		o.set("dr-priority", integer(int(m.drPriority.v)), m.drPriority.src)
+	}
+	if m.ignoreDR.set {
+		o.set("ignore-dr-state", boolean(true), m.ignoreDR.src)
+	}
+	if m.ignoreAssert.set {
+		o.set("ignore-assert-state", boolean(true), m.ignoreAssert.src)
+	}
+	return o.node
+}
+
+// emitLoopback renders interface LoopBack0 as the loopback section, or
+// returns nil (and warns) when it has no address.
+func (p *parser) emitLoopback(e *emitter) *yaml.Node {
+	lo := &p.lo
+	if lo.line == 0 {
+		return nil
+	}
+	if len(lo.addrs) == 0 {
+		p.warn(lo.src, "not converted: the loopback has no ipv6 address")
+		return nil
+	}
+	o := e.object("loopback")
+	e.at("loopback", lo.src)
+	o.set("interface", str(lo.linux), append([]src{lo.src}, lo.more...)...)
+	var as []*yaml.Node
+	var from []src
+	for j, a := range lo.addrs {
+		as = append(as, str(prefixString(a.v)))
+		from = append(from, a.src)
+		e.at(fmt.Sprintf("loopback.addresses[%d]", j), a.src)
+	}
+	o.set("addresses", flow(as...), from...)
+	return o.node
+}
+
+// emitPIM renders the pim-ipv6 view as the pim section, or returns nil
+// when PIM is not converted or the view has nothing to convert.
+func (p *parser) emitPIM(e *emitter) *yaml.Node {
+	v := &p.pimv
+	if !p.pimOn || v.line == 0 {
+		return nil
+	}
+	o := e.object("pim")
+	e.at("pim", v.src)
+	if len(v.rps) > 0 {
+		var items []*yaml.Node
+		for i, rp := range v.rps {
+			ro := e.object(fmt.Sprintf("pim.static-rp[%d]", i))
+			e.at(ro.path, rp.src)
+			ro.set("address", str(rp.addr.String()), rp.src)
+			if rp.acl != "" {
+				ro.set("group-range", str(rp.group.String()), append([]src{rp.src}, rp.from...)...)
+			}
+			items = append(items, ro.node)
+		}
+		o.set("static-rp", block(items...))
+	}
+	if v.ssm.set {
+		o.set("ssm-range", str(v.ssm.v.String()), append([]src{v.ssm.src}, v.ssmFrom...)...)
+	}
+	if v.never.set {
+		o.set("spt-switch", str(string(config.SPTSwitchNever)), v.never.src)
+	}
+	if v.jpInterval.set {
+		o.set("join-prune-interval", duration(v.jpInterval.v), v.jpInterval.src)
+	}
+	if v.jpHold.set {
+		o.set("join-prune-holdtime", duration(v.jpHold.v), v.jpHold.src)
+	}
+	if len(o.node.Content) == 0 {
+		return nil
 	}
 	return o.node
 }

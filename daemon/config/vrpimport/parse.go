@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hotcast/hotcast/daemon/config"
 )
 
 // src is where a value came from: a line number and its text.
@@ -61,6 +64,69 @@ type iface struct {
 	groups []*group
 	track  valSrc[int]
 	prof   valSrc[string]
+	pim    pimIf
+}
+
+// pimIf is an interface's "pim ipv6" commands.
+type pimIf struct {
+	sm           valSrc[bool]
+	ignoreDR     valSrc[bool]
+	ignoreAssert valSrc[bool]
+	drPriority   valSrc[uint32]
+	hello        valSrc[time.Duration]
+	lines        []src // every line above, warned about when PIM is not converted
+}
+
+// loopback is "interface LoopBack0": the router's own addresses
+// (loopback.addresses), whatever Linux interface holds them.
+type loopback struct {
+	src          // the interface line; line 0: none in the file
+	more  []src  // further "interface LoopBack0" lines
+	linux string // loopback.interface: "lo" or --map's
+	addrs []valSrc[netip.Prefix]
+}
+
+// pimView is the "pim-ipv6" view.
+type pimView struct {
+	src        // the pim-ipv6 line; line 0: none in the file
+	more       []src
+	rps        []*staticRP
+	never      valSrc[bool] // spt-switch-threshold infinity
+	jpInterval valSrc[time.Duration]
+	jpHold     valSrc[time.Duration]
+	ssmACL     valSrc[string]
+	ssm        valSrc[netip.Prefix] // from ssmACL, when it resolves
+	ssmFrom    []src                // the ACL lines it came from
+	lines      []src                // the converted lines, warned about when PIM is not converted
+}
+
+// staticRP is "static-rp ADDRESS [ACL] [preferred]".
+type staticRP struct {
+	src
+	addr  netip.Addr
+	acl   string       // "": none; an acl6 number or name
+	group netip.Prefix // set in finish
+	from  []src        // the ACL lines group came from
+	why   string       // why acl does not translate; "": it does
+	// dropped: left out, its ACL untranslated and every group served by
+	// another RP.
+	dropped bool
+}
+
+// acl6 is an "acl ipv6" view, read only as a group range.
+type acl6 struct {
+	src
+	names []string // its number and name, lower case
+	rules []aclRule
+}
+
+// aclRule is "rule [ID] permit|deny [source PREFIX|any]"; simple is false
+// for anything else in the rule (a time range, a fragment match, ...).
+type aclRule struct {
+	src
+	permit bool
+	source netip.Prefix // ::/0 for any
+	simple bool
 }
 
 type mldConf struct {
@@ -100,7 +166,10 @@ const (
 	viewRBP
 	viewIface
 	viewSkipIface // an interface that is not converted
-	viewOther     // a view hotcast does not model (isis, pim-ipv6, ...)
+	viewLoopback  // interface LoopBack0
+	viewPIM       // pim-ipv6
+	viewACL       // acl ipv6
+	viewOther     // a view hotcast does not model (isis, vlan, ...)
 )
 
 type parser struct {
@@ -117,11 +186,18 @@ type parser struct {
 	ifByKey  map[ifKey]*iface
 	upstream string
 	upNote   string
+	lo       loopback
+	pimv     pimView
+	acls     []*acl6
+	// pimOn: PIM is converted (an interface has pim ipv6 sm and no
+	// --upstream asks for the MLD edge instead); set by finish.
+	pimOn bool
 
 	view       viewKind
 	curRBS     *rbs
 	curRBP     *rbp
 	curIf      *iface
+	curACL     *acl6
 	viewHeader src
 	viewReason string
 
@@ -237,6 +313,12 @@ func (p *parser) parse(b []byte) {
 			p.inRBP(s, words)
 		case viewIface:
 			p.inIface(s, words)
+		case viewLoopback:
+			p.inLoopback(s, words)
+		case viewPIM:
+			p.inPIM(s, words)
+		case viewACL:
+			p.inACL(s, words)
 		case viewSkipIface, viewOther:
 			p.warn(s, "not converted: inside %q (line %d), %s", p.viewHeader.text, p.viewHeader.line, p.viewReason)
 		default:
@@ -260,11 +342,15 @@ func kw(words []string, want ...string) bool {
 
 // Reasons for commands hotcast does not model.
 const (
-	reasonPIM   = "not modelled: hotcast does not run PIM; on the MLD edge multicast.upstream replaces it (the RPF interface towards the RP)"
-	reasonISIS  = "not modelled: hotcast does not run IS-IS; unicast routing is left to the operating system"
-	reasonL2    = "not modelled: hotcast routes between layer-3 interfaces; layer-2 switching is left to the operating system (a Linux bridge)"
-	reasonLink  = "not modelled: hotcast does not change link state; bring the link up with the operating system (ip link set IF up)"
-	reasonOther = "not modelled: hotcast has no equivalent of this command"
+	reasonPIMv4       = "not modelled: IPv4 PIM; hotcast is IPv6 only"
+	reasonPIMOther    = "not modelled: hotcast's PIM-SM has no equivalent of this command"
+	reasonPIMUpstream = "not converted: --upstream makes hotcast an MLD edge router that pulls traffic from multicast.upstream instead of running PIM"
+	reasonPIMNoSM     = "not converted: no converted interface has \"pim ipv6 sm\", so hotcast runs no PIM"
+	reasonACL         = "not converted: hotcast has no ACLs; a one-rule acl6 is read as the group range of the static-rp or ssm-policy that names it"
+	reasonISIS        = "not modelled: hotcast does not run IS-IS; unicast routing is left to the operating system"
+	reasonL2          = "not modelled: hotcast routes between layer-3 interfaces; layer-2 switching is left to the operating system (a Linux bridge)"
+	reasonLink        = "not modelled: hotcast does not change link state; bring the link up with the operating system (ip link set IF up)"
+	reasonOther       = "not modelled: hotcast has no equivalent of this command"
 )
 
 func (p *parser) top(s src, w []string) {
@@ -299,9 +385,21 @@ func (p *parser) top(s src, w []string) {
 	case kw(w, "isis"):
 		p.warn(s, "%s", reasonISIS)
 		p.enterOther(s, "hotcast does not run IS-IS")
-	case kw(w, "pim-ipv6"), kw(w, "pim"):
-		p.warn(s, "%s", reasonPIM)
-		p.enterOther(s, "hotcast does not run PIM")
+	case kw(w, "pim-ipv6") && len(w) == 1:
+		if p.pimv.line == 0 {
+			p.pimv.src = s
+		} else {
+			p.pimv.more = append(p.pimv.more, s)
+		}
+		p.view = viewPIM
+	case kw(w, "pim-ipv6"):
+		p.warn(s, "not modelled: PIM in a VPN instance; hotcast routes in the main table only")
+		p.enterOther(s, "hotcast does not route VPN instances")
+	case kw(w, "pim"):
+		p.warn(s, "%s", reasonPIMv4)
+		p.enterOther(s, "hotcast does not run IPv4 PIM")
+	case kw(w, "acl", "ipv6"):
+		p.enterACL(s, w[2:])
 	case kw(w, "vlan"):
 		p.warn(s, "%s", reasonL2)
 		p.enterOther(s, "hotcast does not model VLANs")
@@ -358,6 +456,10 @@ func (p *parser) enterIface(s src, w []string) {
 			p.view, p.viewHeader, p.viewReason = viewSkipIface, s, "an interface that is not converted"
 			p.warn(s, "not converted: no Linux name for this interface (use --map %s=NAME)", strings.Join(w, ""))
 		}
+		return
+	}
+	if key == loopback0 {
+		p.enterLoopback(s)
 		return
 	}
 	ifc := &iface{src: s, key: key}
@@ -508,7 +610,7 @@ func (p *parser) inIface(s src, w []string) {
 	case kw(w, "ipv6", "enable") && len(w) == 2:
 		// Implied: every hotcast interface is an IPv6 interface.
 	case kw(w, "ipv6", "address"):
-		p.address(s, ifc, w[2:])
+		p.address(s, &ifc.addrs, w[2:])
 	case kw(w, "vrrp6", "vrid"):
 		p.vrrp6(s, ifc, w[2:])
 	case kw(w, "mld"):
@@ -532,7 +634,7 @@ func (p *parser) inIface(s src, w []string) {
 	case kw(w, "undo", "shutdown"), kw(w, "shutdown"):
 		p.warn(s, "%s", reasonLink)
 	case kw(w, "pim"):
-		p.warn(s, "%s", reasonPIM)
+		p.pimIface(s, ifc, w)
 	case kw(w, "isis"):
 		p.warn(s, "%s", reasonISIS)
 	default:
@@ -540,9 +642,248 @@ func (p *parser) inIface(s src, w []string) {
 	}
 }
 
+// pimIface handles "pim ipv6 ..." in an interface view: PIM-SM on the
+// interface (interfaces[].pim), RFC 7761.
+func (p *parser) pimIface(s src, ifc *iface, w []string) {
+	if !kw(w, "pim", "ipv6") {
+		p.warn(s, "%s", reasonPIMv4)
+		return
+	}
+	m := &ifc.pim
+	a := w[2:]
+	switch {
+	case kw(a, "sm") && len(a) == 1:
+		m.sm.put(s, true)
+	case kw(a, "ignore", "dr-state") && len(a) == 2:
+		m.ignoreDR.put(s, true)
+	case kw(a, "ignore", "assert-state") && len(a) == 2:
+		m.ignoreAssert.put(s, true)
+	case kw(a, "hello-option", "dr-priority") && len(a) == 3:
+		n, err := strconv.ParseUint(a[2], 10, 64)
+		switch {
+		case err != nil || strings.HasPrefix(a[2], "+"):
+			p.failf(s, ErrSyntax, "dr-priority %q is not a number", a[2])
+			return
+		case n > math.MaxUint32:
+			p.failf(s, ErrRange, "dr-priority %d, want 0..%d", n, uint64(math.MaxUint32))
+			return
+		}
+		m.drPriority.put(s, uint32(n))
+	case kw(a, "timer", "hello") && len(a) == 3:
+		n, err := number(a[2], "hello interval", 1, 18000)
+		if err != nil {
+			p.fail(s, err)
+			return
+		}
+		m.hello.put(s, time.Duration(n)*time.Second)
+	default:
+		p.warn(s, "%s (in interface %s)", reasonPIMOther, ifc.linux)
+		return
+	}
+	m.lines = append(m.lines, s)
+}
+
+// loopback0 is the loopback whose addresses become loopback.addresses.
+const loopback0 ifKey = "loopback0"
+
+func (p *parser) enterLoopback(s src) {
+	p.view = viewLoopback
+	if p.lo.line != 0 {
+		p.lo.more = append(p.lo.more, s)
+		return
+	}
+	p.lo.src, p.lo.linux = s, config.DefaultLoopbackInterface
+	if v, ok := p.userMap[loopback0]; ok {
+		p.lo.linux = v
+		p.mapUsed[loopback0] = true
+	}
+}
+
+// inLoopback handles the lines of interface LoopBack0.
+func (p *parser) inLoopback(s src, w []string) {
+	switch {
+	case kw(w, "ipv6", "enable") && len(w) == 2:
+		// Implied, as on every interface.
+	case kw(w, "ipv6", "address"):
+		p.address(s, &p.lo.addrs, w[2:])
+	case kw(w, "pim"):
+		p.warn(s, "not modelled: hotcast runs no PIM on the loopback; its addresses count as the router's own without it")
+	case kw(w, "isis"):
+		p.warn(s, "%s", reasonISIS)
+	case kw(w, "undo", "shutdown"), kw(w, "shutdown"):
+		p.warn(s, "%s", reasonLink)
+	default:
+		p.warn(s, "%s (in interface LoopBack0)", reasonOther)
+	}
+}
+
+// aclName reads the ACL argument of static-rp and ssm-policy: an acl6
+// number, or acl6-name NAME; ok is false for anything else.
+func aclName(w []string) (name string, ok bool) {
+	switch {
+	case len(w) == 1 && !strings.EqualFold(w[0], "acl6-name"):
+		return strings.ToLower(w[0]), true
+	case len(w) == 2 && strings.EqualFold(w[0], "acl6-name"):
+		return strings.ToLower(w[1]), true
+	}
+	return "", false
+}
+
+// inPIM handles the lines of the pim-ipv6 view: the global PIM-SM
+// configuration (pim).
+func (p *parser) inPIM(s src, w []string) {
+	v := &p.pimv
+	seconds := func(tok, what string, out *valSrc[time.Duration]) {
+		n, err := number(tok, what, 1, 65535)
+		if err != nil {
+			p.fail(s, err)
+			return
+		}
+		out.put(s, time.Duration(n)*time.Second)
+		v.lines = append(v.lines, s)
+	}
+	switch {
+	case kw(w, "static-rp") && len(w) >= 2:
+		a, err := ipv6(w[1])
+		if err != nil {
+			p.fail(s, err)
+			return
+		}
+		rp := &staticRP{src: s, addr: a}
+		rest := w[2:]
+		if n := len(rest); n > 0 && strings.EqualFold(rest[n-1], "preferred") {
+			p.warn(s, "\"preferred\" not converted: it prefers the static RP to one learned by BSR, and hotcast has static RPs only")
+			rest = rest[:n-1]
+		}
+		if len(rest) > 0 {
+			name, ok := aclName(rest)
+			if !ok {
+				p.failf(s, ErrSyntax, "want static-rp ADDRESS [ACL6-NUMBER | acl6-name NAME] [preferred]")
+				return
+			}
+			rp.acl = name
+		}
+		v.rps = append(v.rps, rp)
+		v.lines = append(v.lines, s)
+	case kw(w, "static-rp"):
+		p.failf(s, ErrSyntax, "want static-rp ADDRESS [ACL6-NUMBER | acl6-name NAME] [preferred]")
+	case kw(w, "spt-switch-threshold", "infinity") && len(w) == 2:
+		v.never.put(s, true)
+		v.lines = append(v.lines, s)
+	case kw(w, "spt-switch-threshold"):
+		p.warn(s, "not converted: hotcast switches to the source tree at the first packet (spt-switch: immediate, the default) or never (spt-switch-threshold infinity); rate thresholds and group policies are not modelled")
+	case kw(w, "timer", "join-prune") && len(w) == 3:
+		seconds(w[2], "join/prune interval", &v.jpInterval)
+	case kw(w, "holdtime", "join-prune") && len(w) == 3:
+		seconds(w[2], "join/prune holdtime", &v.jpHold)
+	case kw(w, "ssm-policy"):
+		name, ok := aclName(w[1:])
+		if !ok {
+			p.failf(s, ErrSyntax, "want ssm-policy ACL6-NUMBER or ssm-policy acl6-name NAME")
+			return
+		}
+		v.ssmACL.put(s, name)
+		v.lines = append(v.lines, s)
+	default:
+		p.warn(s, "%s (in pim-ipv6)", reasonPIMOther)
+	}
+}
+
+// enterACL handles "acl ipv6 [number] N" and "acl ipv6 name NAME [basic |
+// advance | number N]" (w starts after "ipv6").
+func (p *parser) enterACL(s src, w []string) {
+	a := &acl6{src: s}
+	switch {
+	case len(w) == 1:
+		a.names = []string{strings.ToLower(w[0])}
+	case len(w) == 2 && strings.EqualFold(w[0], "number"):
+		a.names = []string{strings.ToLower(w[1])}
+	case len(w) >= 2 && strings.EqualFold(w[0], "name"):
+		a.names = []string{strings.ToLower(w[1])}
+		if len(w) == 4 && strings.EqualFold(w[2], "number") {
+			a.names = append(a.names, strings.ToLower(w[3]))
+		}
+	}
+	p.warn(s, "%s", reasonACL)
+	if a.names == nil {
+		p.enterOther(s, "an ACL hotcast does not read")
+		return
+	}
+	p.acls = append(p.acls, a)
+	p.view, p.viewHeader, p.curACL = viewACL, s, a
+}
+
+// inACL records a rule of an acl6 view; every line is warned about (the
+// YAML also cites a rule it took a group range from).
+func (p *parser) inACL(s src, w []string) {
+	p.warn(s, "not converted: inside %q (line %d), hotcast has no ACLs", p.viewHeader.text, p.viewHeader.line)
+	if !kw(w, "rule") {
+		return
+	}
+	r := aclRule{src: s}
+	rest := w[1:]
+	if len(rest) > 0 {
+		if _, err := strconv.Atoi(rest[0]); err == nil {
+			rest = rest[1:]
+		}
+	}
+	switch {
+	case kw(rest, "permit"):
+		r.permit = true
+	case kw(rest, "deny"):
+	default:
+		p.curACL.rules = append(p.curACL.rules, r)
+		return
+	}
+	rest = rest[1:]
+	switch {
+	case len(rest) == 0, len(rest) == 2 && kw(rest, "source", "any"):
+		r.source, r.simple = netip.PrefixFrom(netip.IPv6Unspecified(), 0), true
+	case len(rest) == 2 && kw(rest, "source"):
+		if pfx, err := netip.ParsePrefix(rest[1]); err == nil && pfx.Addr().Is6() && pfx.Addr().Zone() == "" {
+			r.source, r.simple = pfx.Masked(), true
+		}
+	case len(rest) == 3 && kw(rest, "source"):
+		if pfx, err := netip.ParsePrefix(rest[1] + "/" + rest[2]); err == nil && pfx.Addr().Is6() && pfx.Addr().Zone() == "" {
+			r.source, r.simple = pfx.Masked(), true
+		}
+	}
+	p.curACL.rules = append(p.curACL.rules, r)
+}
+
+// aclRange resolves an acl6 to the group range it permits: one rule,
+// "permit source PREFIX" (or any) with a multicast PREFIX. Otherwise why
+// says why not.
+func (p *parser) aclRange(name string) (pfx netip.Prefix, from []src, why string) {
+	var a *acl6
+	for _, x := range p.acls {
+		if slices.Contains(x.names, name) {
+			a = x
+		}
+	}
+	switch {
+	case a == nil:
+		return netip.Prefix{}, nil, fmt.Sprintf("no acl ipv6 %s in the configuration", name)
+	case len(a.rules) != 1:
+		return netip.Prefix{}, nil, fmt.Sprintf("acl ipv6 %s (line %d) has %d rules, hotcast reads one", name, a.line, len(a.rules))
+	}
+	r := a.rules[0]
+	switch {
+	case !r.simple || !r.permit:
+		return netip.Prefix{}, nil, fmt.Sprintf("its rule (line %d) is not \"rule permit source PREFIX\"", r.line)
+	case r.source.Bits() == 0:
+		pfx = config.AllGroups()
+	case r.source.Bits() < 8 || !r.source.Addr().IsMulticast():
+		return netip.Prefix{}, nil, fmt.Sprintf("its rule (line %d) permits %s, not a range of multicast groups", r.line, r.source)
+	default:
+		pfx = r.source
+	}
+	return pfx, []src{a.src, r.src}, ""
+}
+
 // address handles "ipv6 address A/L", "ipv6 address A L" and the link-local
-// and EUI-64 forms, which are not modelled.
-func (p *parser) address(s src, ifc *iface, w []string) {
+// and EUI-64 forms, which are not modelled; into is the interface's list.
+func (p *parser) address(s src, into *[]valSrc[netip.Prefix], w []string) {
 	switch {
 	case len(w) >= 1 && strings.EqualFold(w[len(w)-1], "link-local"), kw(w, "auto"):
 		p.warn(s, "not modelled: the kernel configures the interface's link-local address (RFC 4862 §5.3)")
@@ -577,7 +918,7 @@ func (p *parser) address(s src, ifc *iface, w []string) {
 		p.failf(s, ErrUnsupported, "%s is not an IPv6 prefix; hotcast is IPv6 only", pfx)
 		return
 	}
-	ifc.addrs = append(ifc.addrs, valSrc[netip.Prefix]{src: s, v: pfx, set: true})
+	*into = append(*into, valSrc[netip.Prefix]{src: s, v: pfx, set: true})
 }
 
 func (ifc *iface) group(s src, vrid int) *group {
@@ -781,7 +1122,97 @@ func (p *parser) finish() {
 			p.orderVIPs(g)
 		}
 	}
+	p.finishPIM()
 	p.inferUpstream()
+}
+
+// finishPIM decides whether PIM is converted: when a converted interface
+// has pim ipv6 sm and --upstream does not ask for the MLD edge instead.
+// Then it resolves the ACLs static-rp and ssm-policy name; otherwise
+// every PIM line is warned about.
+func (p *parser) finishPIM() {
+	sm := false
+	for _, ifc := range p.ifaces {
+		sm = sm || ifc.pim.sm.set
+	}
+	p.pimOn = sm && p.opts.Upstream == ""
+	v := &p.pimv
+	if !p.pimOn {
+		reason := reasonPIMNoSM
+		if sm {
+			reason = reasonPIMUpstream
+		}
+		for _, ifc := range p.ifaces {
+			for _, s := range ifc.pim.lines {
+				p.warn(s, "%s", reason)
+			}
+		}
+		for _, s := range append(append([]src{v.src}, v.more...), v.lines...) {
+			if s.line != 0 {
+				p.warn(s, "%s", reason)
+			}
+		}
+		return
+	}
+	for _, ifc := range p.ifaces {
+		if ifc.pim.sm.set {
+			continue
+		}
+		for _, s := range ifc.pim.lines {
+			p.warn(s, "not converted: the interface has no \"pim ipv6 sm\" (line %d is its interface line)", ifc.line)
+		}
+	}
+	// An RP whose ACL does not translate serves every group, unless
+	// another RP does already: then it is left out (two RPs for one
+	// range are an error, and the other's range is the one known).
+	var all *staticRP // the RP of ff00::/8 known for sure
+	var unresolved []*staticRP
+	for _, rp := range v.rps {
+		rp.group = config.AllGroups()
+		if rp.acl == "" {
+			all = cmp.Or(all, rp)
+			continue
+		}
+		pfx, from, why := p.aclRange(rp.acl)
+		if why != "" {
+			rp.why = why
+			unresolved = append(unresolved, rp)
+			continue
+		}
+		rp.group, rp.from = pfx, from
+		if pfx == config.AllGroups() {
+			all = cmp.Or(all, rp)
+		}
+		p.warn(rp.src, "group-range %s read from acl ipv6 %s (line %d); check it", pfx, rp.acl, from[0].line)
+	}
+	for _, rp := range unresolved {
+		if all != nil {
+			rp.dropped = true
+			p.warn(rp.src, "left out: ACL %s not translated (%s), and static-rp %s (line %d) serves every group already; write its pim.static-rp[] entry by hand", rp.acl, rp.why, all.addr, all.line)
+			continue
+		}
+		all = rp
+		p.warn(rp.src, "ACL %s not translated (%s): the RP serves %s, every group; set pim.static-rp[].group-range by hand", rp.acl, rp.why, rp.group)
+	}
+	v.rps = slices.DeleteFunc(v.rps, func(rp *staticRP) bool { return rp.dropped })
+	if a := v.ssmACL; a.set {
+		pfx, from, why := p.aclRange(a.v)
+		switch {
+		case why != "":
+			p.warn(a.src, "ACL %s not translated (%s): pim.ssm-range stays %s", a.v, why, config.DefaultSSMRange())
+		default:
+			v.ssm.put(a.src, pfx)
+			v.ssmFrom = from
+			p.warn(a.src, "ssm-range %s read from acl ipv6 %s (line %d); check it", pfx, a.v, from[0].line)
+		}
+	}
+	if v.line == 0 {
+		p.warn(src{}, "no pim-ipv6 static-rp: hotcast's PIM runs with no RP, so only SSM groups (%s) are routed", config.DefaultSSMRange())
+	} else if len(v.rps) == 0 && !v.never.set && !v.jpInterval.set && !v.jpHold.set && !v.ssm.set {
+		for _, s := range append([]src{v.src}, v.more...) {
+			p.warn(s, "not converted: nothing in the view that hotcast models, so PIM runs with its defaults and no RP (only SSM groups are routed)")
+		}
+	}
 }
 
 // orderVIPs puts the link-local virtual address first: RFC 9568 §5.2.9
@@ -804,10 +1235,11 @@ func (p *parser) orderVIPs(g *group) {
 	g.vips = append(ll, rest...)
 }
 
-// inferUpstream picks multicast.upstream.interface. VRP pulls traffic with
-// PIM towards the RP; hotcast needs the RPF interface named. It is --upstream
-// if given, else the one converted interface that carries neither MLD nor
-// VRRP6 nor the local end of an RBS channel.
+// inferUpstream picks multicast.upstream.interface for a router that runs
+// no PIM in hotcast (PIM, when converted, finds the upstream by RPF and
+// has none): an MLD edge router needs the RPF interface named. It is
+// --upstream if given, else the one converted interface that carries
+// neither MLD nor VRRP6 nor the local end of an RBS channel.
 func (p *parser) inferUpstream() {
 	if p.opts.Upstream != "" {
 		if !p.routing.set {
@@ -821,7 +1253,8 @@ func (p *parser) inferUpstream() {
 		p.upNote = "--upstream " + p.opts.Upstream
 		return
 	}
-	if !p.routing.set {
+	if !p.routing.set || p.pimOn {
+		// PIM finds the upstream by RPF: no multicast.upstream.
 		return
 	}
 	edge := false
@@ -830,8 +1263,8 @@ func (p *parser) inferUpstream() {
 	}
 	if !edge {
 		p.routing.v = false
-		p.warn(p.routing.src, "written as routing-enable: false: no converted interface has \"mld enable\", so hotcast would have no listeners to forward to "+
-			"(it replaces PIM only on the MLD edge); pass --upstream IF to keep it on")
+		p.warn(p.routing.src, "written as routing-enable: false: no converted interface has \"mld enable\" or \"pim ipv6 sm\", so hotcast would have "+
+			"no listeners to forward to and no PIM to route for; pass --upstream IF to keep it on")
 		return
 	}
 	var cands []*iface

@@ -3,10 +3,15 @@
 //
 // It understands the commands of the reference "MLD dual-device hot backup in
 // a VRRP6 scenario": sysname, multicast ipv6 routing-enable,
-// remote-backup-service (RBS), remote-backup-profile (RBP), and in interface
-// views ipv6 address, vrrp6 vrid (RFC 9568), mld (RFC 3810), multicast ipv6
-// track vrrp6 and remote-backup-profile. Every other command (IS-IS, PIM,
-// layer-2 switching, link state, ...) is reported as a [Warning] carrying its
+// remote-backup-service (RBS), remote-backup-profile (RBP), the pim-ipv6
+// view (static-rp, spt-switch-threshold infinity, timer and holdtime
+// join-prune, ssm-policy), interface LoopBack0 (the loopback section), and
+// in interface views ipv6 address, vrrp6 vrid (RFC 9568), mld (RFC 3810),
+// pim ipv6 sm and its options (RFC 7761), multicast ipv6 track vrrp6 and
+// remote-backup-profile. When an interface runs PIM the result runs PIM
+// and has no multicast.upstream; --upstream (Options.Upstream) converts
+// as an MLD edge router instead. Every other command (IS-IS, layer-2
+// switching, link state, ACLs, ...) is reported as a [Warning] carrying its
 // line number: nothing is dropped silently. Input hotcast cannot represent
 // faithfully (an IPv4 RBS channel, peer-backup cold, a VRRP6 group without a
 // link-local virtual address, ...) is an error carrying its line number.
@@ -57,7 +62,11 @@ type Options struct {
 	// GigabitEthernet0/1/2); "GE0/1/2" is accepted for GigabitEthernet0/1/2.
 	Map map[string]string
 	// Upstream names multicast.upstream.interface (a VRP or Linux interface
-	// name) when it cannot be inferred; it overrides the inference.
+	// name) when it cannot be inferred; it overrides the inference. Given,
+	// PIM is not converted (its lines are warned about): hotcast becomes
+	// an MLD edge router pulling traffic from Upstream, as before it ran
+	// PIM. Without it a file whose interfaces run pim ipv6 sm converts to
+	// PIM, which needs no upstream (RPF finds it).
 	Upstream string
 	// Source names the input in the header comment of the YAML ("" omits it).
 	Source string
