@@ -21,7 +21,8 @@ import (
 // forward. XDP passes to the kernel stack the packets it has no route for
 // and those of the routes the control plane watches (handed to TC); the
 // stack, without multicast routing, drops them, but an AF_PACKET socket
-// bound to the interface (ETH_P_IPV6) gets a copy first. The daemon uses
+// bound to the interface (ETH_P_ALL: a tap, which sees each frame before
+// TC ingress does) gets a copy first. The daemon uses
 // them for RFC 7761's data arrival events (the DR of a directly connected
 // source, the RP, a last-hop router switching to the SPT) and to
 // encapsulate packets in Registers.
@@ -34,12 +35,11 @@ import (
 //   - frames the interface received: sll_pkttype (SKF_AD_PKTTYPE) HOST,
 //     BROADCAST or MULTICAST, not OTHERHOST (a unicast frame for another
 //     station, which the IPv6 stack drops too; also a VLAN-tagged frame
-//     with no VLAN device for it, see below). The kernel itself never
-//     gives this socket PACKET_OUTGOING frames (our own WriteIPv6, the
-//     host's own multicast): a socket bound to one protocol is not on
-//     the ptype_all list that dev_queue_xmit_nit serves; and packet_rcv
-//     discards PACKET_LOOPBACK ones (the host's multicast looped back to
-//     it as a member of the group). The filter rejects both anyway;
+//     with no VLAN device for it, see below), not OUTGOING (a tap also
+//     sees what the host sends: our own WriteIPv6, the host's own
+//     multicast, TC's clones); packet_rcv discards PACKET_LOOPBACK ones
+//     (the host's multicast looped back to it as a member of the group);
+//   - EtherType IPv6 (SKF_AD_PROTOCOL);
 //   - IPv6 (version 6) to a multicast destination of scope greater than
 //     link-local (not ff00::/16, ff01::/16, ff02::/16 in any flags: the
 //     scope is the low nibble of the second octet);
@@ -87,6 +87,7 @@ const (
 // Register data).
 type DataConn struct {
 	c       *packet.Conn
+	tx      *packet.Conn // sends: bound to IPv6 (c's protocol, every one, would be the frames' EtherType); receives nothing
 	ifindex int
 	closed  atomic.Bool // Close was called: a failing Read says net.ErrClosed
 
@@ -120,12 +121,27 @@ func ListenData(ifname string) (*DataConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pim data socket %s: assemble filter: %w", ifname, err)
 	}
-	pc, err := packet.Listen(ifi, packet.Datagram, unix.ETH_P_IPV6, &packet.Config{Filter: filter})
+	// ETH_P_ALL, not ETH_P_IPV6: a socket of every protocol is a tap
+	// (ptype_all), served before TC ingress; one bound to IPv6 is served
+	// after it, and TC consumes the frames of punt routes (it replicates
+	// them and drops the original).
+	pc, err := packet.Listen(ifi, packet.Datagram, unix.ETH_P_ALL, &packet.Config{Filter: filter})
 	if err != nil {
 		return nil, fmt.Errorf("pim data socket %s: %w", ifname, err)
 	}
+	reject, err := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: 0}})
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("pim data socket %s: assemble filter: %w", ifname, err)
+	}
+	tx, err := packet.Listen(ifi, packet.Datagram, unix.ETH_P_IPV6, &packet.Config{Filter: reject})
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("pim data socket %s: send socket: %w", ifname, err)
+	}
 	fail := func(step string, err error) (*DataConn, error) {
 		pc.Close()
+		tx.Close()
 		return nil, fmt.Errorf("pim data socket %s: %s: %w", ifname, step, err)
 	}
 	rc, err := pc.SyscallConn()
@@ -149,7 +165,7 @@ func ListenData(ifname string) (*DataConn, error) {
 	if mcErr != nil {
 		return fail("allmulti", mcErr)
 	}
-	return &DataConn{c: pc, ifindex: ifi.Index, buf: make([]byte, dataReadBufLen)}, nil
+	return &DataConn{c: pc, tx: tx, ifindex: ifi.Index, buf: make([]byte, dataReadBufLen)}, nil
 }
 
 // dataFilter is the socket's classic BPF program (see above); offsets
@@ -160,30 +176,38 @@ func dataFilter() []bpf.Instruction {
 		icmpv6   = 58
 		vrrp     = 112
 	)
-	// Jumps land on 16 (reject) or 15 (accept).
+	// Jumps land on 21 (reject) or 20 (accept).
 	return []bpf.Instruction{
 		// 0: received by the interface: HOST, BROADCAST, MULTICAST
 		bpf.LoadExtension{Num: bpf.ExtType},
-		bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: unix.PACKET_OTHERHOST, SkipTrue: 14},
-		// 2: IPv6
+		bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: unix.PACKET_OTHERHOST, SkipTrue: 19},
+		// 2: EtherType IPv6 (the socket is bound to every protocol)
+		bpf.LoadExtension{Num: bpf.ExtProto},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.ETH_P_IPV6, SkipTrue: 17},
+		// 4: no VLAN ID (a tap sees a tagged frame before the VLAN code
+		// marks it for another host); a priority tag (VLAN 0) is fine
+		bpf.LoadExtension{Num: bpf.ExtVLANTag},
+		bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0fff},
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0, SkipTrue: 14},
+		// 7: IPv6
 		bpf.LoadAbsolute{Off: 0, Size: 1},
 		bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4},
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 6, SkipTrue: 11},
-		// 5: multicast destination
+		// 10: multicast destination
 		bpf.LoadAbsolute{Off: 24, Size: 1},
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0xff, SkipTrue: 9},
-		// 7: of scope greater than link-local
+		// 12: of scope greater than link-local
 		bpf.LoadAbsolute{Off: 25, Size: 1},
 		bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f},
 		bpf.JumpIf{Cond: bpf.JumpLessOrEqual, Val: 2, SkipTrue: 6},
-		// 10: next header: not MLD, ICMPv6, PIM, VRRP
+		// 15: next header: not MLD, ICMPv6, PIM, VRRP
 		bpf.LoadAbsolute{Off: 6, Size: 1},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: hopByHop, SkipTrue: 4},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: icmpv6, SkipTrue: 3},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: IPProtocol, SkipTrue: 2},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: vrrp, SkipTrue: 1},
-		bpf.RetConstant{Val: dataAccept}, // 15
-		bpf.RetConstant{Val: 0},          // 16
+		bpf.RetConstant{Val: dataAccept}, // 20
+		bpf.RetConstant{Val: 0},          // 21
 	}
 }
 
@@ -191,7 +215,11 @@ func dataFilter() []bpf.Instruction {
 // Read in progress returns an error wrapping net.ErrClosed.
 func (c *DataConn) Close() error {
 	c.closed.Store(true)
-	return c.c.Close()
+	terr := c.tx.Close()
+	if err := c.c.Close(); err != nil {
+		return err
+	}
+	return terr
 }
 
 // Ifindex is the interface's index.
@@ -338,7 +366,7 @@ func (c *DataConn) WriteIPv6(pkt []byte) error {
 		return fmt.Errorf("write ipv6 packet: destination %v is not multicast", dst)
 	}
 	mac := net.HardwareAddr{0x33, 0x33, pkt[36], pkt[37], pkt[38], pkt[39]}
-	if _, err := c.c.WriteTo(pkt, &packet.Addr{HardwareAddr: mac}); err != nil {
+	if _, err := c.tx.WriteTo(pkt, &packet.Addr{HardwareAddr: mac}); err != nil {
 		return fmt.Errorf("write ipv6 packet to %v: %w", dst, err)
 	}
 	return nil

@@ -637,16 +637,22 @@ func TestListenDataNoInterface(t *testing.T) {
 }
 
 // dataFilterVM is the socket filter on the x/net/bpf VM, with the
-// packet type (an ancillary load the VM lacks) a constant.
+// packet type and EtherType (ancillary loads the VM lacks) constants.
 func dataFilterVM(t testing.TB, pktType uint32) *bpf.VM {
 	t.Helper()
 	prog := dataFilter()
 	for i, ins := range prog {
 		if ext, ok := ins.(bpf.LoadExtension); ok {
-			if ext.Num != bpf.ExtType {
+			switch ext.Num {
+			case bpf.ExtType:
+				prog[i] = bpf.LoadConstant{Dst: bpf.RegA, Val: pktType}
+			case bpf.ExtProto: // the frames under test are IPv6
+				prog[i] = bpf.LoadConstant{Dst: bpf.RegA, Val: unix.ETH_P_IPV6}
+			case bpf.ExtVLANTag: // and untagged
+				prog[i] = bpf.LoadConstant{Dst: bpf.RegA, Val: 0}
+			default:
 				t.Fatalf("instruction %d: extension %v", i, ext.Num)
 			}
-			prog[i] = bpf.LoadConstant{Dst: bpf.RegA, Val: pktType}
 		}
 	}
 	vm, err := bpf.NewVM(prog)
