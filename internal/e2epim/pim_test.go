@@ -16,7 +16,6 @@ import (
 	"github.com/hotcast/hotcast/daemon/api"
 	"github.com/hotcast/hotcast/internal/labtest"
 	"github.com/hotcast/hotcast/internal/netnstest"
-	"github.com/vishvananda/netlink"
 )
 
 var (
@@ -109,6 +108,20 @@ func (r *router) route(t *testing.T, s string, g netip.Addr) *api.Route {
 	return nil
 }
 
+// pimRoute is the router's PIM entry for (s, g), s "" for (*,G).
+func (r *router) pimRoute(s string, g netip.Addr) *api.PIMRoute {
+	var rt api.PIMRoutingTable
+	if err := r.get(api.PathPIMRoutes, &rt); err != nil {
+		return nil
+	}
+	for i, e := range rt.Routes {
+		if e.Source == s && e.Group == g.String() {
+			return &rt.Routes[i]
+		}
+	}
+	return nil
+}
+
 func (r *router) vrrp(t *testing.T) api.VRRP6 {
 	t.Helper()
 	var vs []api.VRRP6
@@ -152,8 +165,6 @@ func linkDown(t *testing.T, ns *netnstest.NS, names ...string) {
 		}
 	}
 }
-
-var _ = netlink.LinkSetUp
 
 // TestReferencePIM runs the reference topology on PIM-SM alone:
 //
@@ -210,6 +221,7 @@ func TestReferencePIM(t *testing.T) {
 	if out, err := exec.Command("ip", "-n", srcNS.Name, "-6", "route", "add", "default", "via", "2001:db8:40::1", "dev", "s0").CombinedOutput(); err != nil {
 		t.Fatalf("source default route: %v: %s", err, out)
 	}
+	dumpOnFailure(t, d, a, b)
 	labtest.Eventually(t, 10*time.Second, "A Master, B Backup", func() bool {
 		return a.vrrp(t).State == "Master" && b.vrrp(t).State == "Backup"
 	})
@@ -241,6 +253,24 @@ func TestReferencePIM(t *testing.T) {
 		}
 		return true
 	})
+	// Both routers' PIM state: joined on the source tree towards
+	// DeviceD, the LAN downstream for local (MLD) receivers; the
+	// standby's learned through RBS.
+	for _, r := range []*router{a, b} {
+		for _, g := range []netip.Addr{asmG, ssmG} {
+			e := r.pimRoute(srcS, g)
+			if e == nil || !e.Joined || e.UpstreamInterface != r.up || e.UpstreamNeighbor == "" || !slices.Contains(e.Flags, "SPT") ||
+				len(e.Downstreams) != 1 || e.Downstreams[0].Interface != r.lan || !e.Downstreams[0].Local {
+				t.Errorf("%s: PIM (S,%v) %+v, want joined on the SPT via %s, downstream %s local", r.name, g, e, r.up, r.lan)
+			}
+		}
+		if e := r.pimRoute("", asmG); e == nil || e.RP != rpAdr || !e.Joined {
+			t.Errorf("%s: PIM (*,%v) %+v, want joined towards RP %s", r.name, asmG, e, rpAdr)
+		}
+	}
+	if e := d.pimRoute("", asmG); e == nil || !slices.Contains(e.Flags, "LocalRP") || len(e.Downstreams) != 2 {
+		t.Errorf("DeviceD: PIM (*,%v) %+v, want the RP's entry with both routers downstream", asmG, e)
+	}
 	// The standby pulls the streams, muted: its (S,G) counters move, its
 	// LAN gate is shut, the host sees each packet once.
 	before := map[netip.Addr]uint64{}
@@ -294,6 +324,21 @@ func TestReferencePIM(t *testing.T) {
 		rt := b.route(t, srcS, asmG)
 		return rt == nil || !slices.Contains(rt.Outgoing, b.lan)
 	})
+	// DeviceD's RP state for the group is empty: no (*,G), no joined
+	// downstream left (an (S,G) of the directly connected source may
+	// stay while its Keepalive Timer runs, with nothing downstream).
+	labtest.Eventually(t, 5*time.Second, "DeviceD's join state for the ASM group to empty", func() bool {
+		if d.pimRoute("", asmG) != nil {
+			return false
+		}
+		e := d.pimRoute(srcS, asmG)
+		return e == nil || len(e.Downstreams) == 0
+	})
+	for _, r := range []*router{a, b} {
+		if e := r.pimRoute("", asmG); e != nil {
+			t.Errorf("%s: PIM (*,%v) left after the leave: %+v", r.name, asmG, e)
+		}
+	}
 
 	// Back, then DeviceA fails.
 	labtest.Join(t, h1, asmG, netip.Addr{})
@@ -331,13 +376,22 @@ func TestReferencePIM(t *testing.T) {
 	}
 	_ = failed
 	leaveSSM()
-	if t.Failed() {
-		for _, r := range []*router{d, a, b} {
-			out, _ := r.d.CtlErr("display", "multicast", "forwarding-table")
-			t.Logf("%s forwarding table:\n%s", r.name, out)
-			t.Logf("%s log:\n%s", r.name, lastLines(r.d.Log(), 40))
+}
+
+// dumpOnFailure shows the routers' tables when the test failed (before the
+// daemons stop: cleanups run last in first out).
+func dumpOnFailure(t *testing.T, rs ...*router) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
 		}
-	}
+		for _, r := range rs {
+			for _, what := range [][]string{{"multicast", "forwarding-table"}, {"pim", "routing-table"}, {"pim", "routing-table", "statistics"}, {"pim", "neighbor"}} {
+				out, _ := r.d.CtlErr(append([]string{"display"}, what...)...)
+				t.Logf("%s: display %s:\n%s", r.name, strings.Join(what, " "), out)
+			}
+		}
+	})
 }
 
 func lastLines(s string, n int) string {
