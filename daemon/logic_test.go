@@ -511,6 +511,17 @@ func TestFakeReload(t *testing.T) {
 		t.Fatalf("a refused reload changed ext0's addresses: %v", got)
 	}
 
+	// PIM and the loopback are set up at start: a change is refused,
+	// with the allowed change beside it not applied.
+	pimY := strings.Replace(refusedY, "sysname: Z\n", "sysname: A\nloopback: {addresses: [2001:db8:22::22/128]}\n", 1)
+	err = a.d.Reload(loadYAML(t, pimY))
+	if err == nil || !errors.Is(err, ErrNeedsRestart) || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("Reload = %v, want the loopback change refused", err)
+	}
+	if got := sys.addrs("ext0"); !slices.Equal(got, []string{"2001:db8:60::1/64"}) {
+		t.Fatalf("a refused reload changed ext0's addresses: %v", got)
+	}
+
 	// Back to the first configuration: ext0 and the static route go.
 	if err := a.d.Reload(loadYAML(t, y)); err != nil {
 		t.Fatal(err)

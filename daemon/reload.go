@@ -82,12 +82,13 @@ type reloadRequest struct {
 func (d *Daemon) reload(ctx context.Context, next *config.Config) error {
 	cs := config.Diff(d.cfg, next)
 	bc := config.DiffBFD(d.cfg, next)
-	if cs.Empty() && bc.Empty() {
+	pc := config.DiffPIM(d.cfg, next)
+	if cs.Empty() && bc.Empty() && pc.Empty() {
 		d.log.Info("reload: nothing changed")
 		return nil
 	}
-	list := append(cs.Strings(), bc.Strings()...)
-	refused := refused(&cs)
+	list := append(append(cs.Strings(), bc.Strings()...), pc.Strings()...)
+	refused := append(refused(&cs), pc.Refused()...) // PIM is set up at start
 	if bc.RealtimePriority && d.bfd != nil {
 		refused = append(refused, "bfd.realtime-priority "+config.Modified.String()+" (the engine thread is set up at start)")
 	}
