@@ -39,7 +39,7 @@ func edit(t *testing.T, s string, pairs ...string) string {
 // refuses (with the reason), from the reference's DeviceA configuration
 // (ge2 is bound to the remote backup profile).
 func TestReloadRefused(t *testing.T) {
-	b, err := os.ReadFile("../configs/deviceA.yaml")
+	b, err := os.ReadFile("../configs/static/deviceA.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestChangeSetHandled(t *testing.T) {
 
 func deviceA(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("../configs/deviceA.yaml")
+	b, err := os.ReadFile("../configs/static/deviceA.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

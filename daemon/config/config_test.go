@@ -139,9 +139,14 @@ func TestExampleConfigs(t *testing.T) {
 		addrs    map[string]string
 		peer     string
 	}{
-		{"deviceA.yaml", "DeviceA", "ge2", "ge3", 200,
+		// PIM-SM (upstream ""): the RPF comes from the FIB.
+		{"deviceA.yaml", "DeviceA", "ge2", "", 200,
 			map[string]string{"ge1": "2001:db8:10::1/64", "ge2": "2001:db8:50::1/64", "ge3": "2001:db8:20::1/64"}, "2001:db8:10::2"},
-		{"deviceB.yaml", "DeviceB", "ge3", "ge2", 120,
+		{"deviceB.yaml", "DeviceB", "ge3", "", 120,
+			map[string]string{"ge1": "2001:db8:10::2/64", "ge2": "2001:db8:30::1/64", "ge3": "2001:db8:50::2/64"}, "2001:db8:10::1"},
+		{"static/deviceA.yaml", "DeviceA", "ge2", "ge3", 200,
+			map[string]string{"ge1": "2001:db8:10::1/64", "ge2": "2001:db8:50::1/64", "ge3": "2001:db8:20::1/64"}, "2001:db8:10::2"},
+		{"static/deviceB.yaml", "DeviceB", "ge3", "ge2", 120,
 			map[string]string{"ge1": "2001:db8:10::2/64", "ge2": "2001:db8:30::1/64", "ge3": "2001:db8:50::2/64"}, "2001:db8:10::1"},
 		{"hotcast.yaml", "DeviceA", "ge2", "ge3", 200,
 			map[string]string{"ge1": "2001:db8:10::1/64", "ge2": "2001:db8:50::1/64", "ge3": "2001:db8:20::1/64"}, "2001:db8:10::2"},
@@ -162,7 +167,23 @@ func TestExampleConfigs(t *testing.T) {
 				t.Errorf("bpf.pin-path = %q, want %q", c.BPF.PinPath, want)
 			}
 			if !c.Multicast.RoutingEnable || c.Multicast.Upstream.Interface != tt.upstream || c.Multicast.Upstream.Mode != UpstreamStatic {
-				t.Errorf("multicast = %+v, want routing on, upstream %s static", c.Multicast, tt.upstream)
+				t.Errorf("multicast = %+v, want routing on, upstream %q static", c.Multicast, tt.upstream)
+			}
+			if pimFile := tt.upstream == ""; pimFile {
+				rp := []StaticRP{{Address: netip.MustParseAddr("2001:db8:22::22"), GroupRange: AllGroups()}}
+				if c.PIM == nil || !reflect.DeepEqual(c.PIM.StaticRPs, rp) {
+					t.Errorf("pim = %+v, want static-rp %v", c.PIM, rp)
+				}
+				for _, ic := range c.Interfaces {
+					if ic.PIM == nil || ic.PIM.Mode != PIMModeSM {
+						t.Errorf("interface %s: pim %+v, want sm (every interface of the reference runs pim ipv6 sm)", ic.Name, ic.PIM)
+					}
+				}
+				if l := c.Interface(tt.lan); l.PIM == nil || !l.PIM.IgnoreDRState || !l.PIM.IgnoreAssertState {
+					t.Errorf("LAN %s pim %+v, want ignore-dr-state and ignore-assert-state", tt.lan, l.PIM)
+				}
+			} else if c.PIMEnabled() {
+				t.Errorf("static file runs pim")
 			}
 			for name, a := range tt.addrs {
 				ifc := c.Interface(name)
@@ -618,7 +639,7 @@ func FuzzLoadBytes(f *testing.F) {
 	f.Add([]byte("sysname: R\ninterfaces: [{name: e, mld: {max-groups: 1.5, robustness: 1e300}}]\n"))
 	f.Add([]byte("sysname: R\nmulticast: {routing-enable: true}\ninterfaces: [{name: e, mld: {enable: true}, pim: {mode: sm, dr-priority: 0}}]\n" +
 		"loopback: {addresses: [2001:db8::1/128]}\npim: {static-rp: [{address: 2001:db8::1, group-range: ff0e::/16}], spt-switch: never}\n"))
-	for _, name := range []string{"deviceA.yaml", "deviceB.yaml", "hotcast.yaml"} {
+	for _, name := range []string{"deviceA.yaml", "deviceB.yaml", "deviceD.yaml", "static/deviceA.yaml", "hotcast.yaml"} {
 		if b, err := os.ReadFile(filepath.Join("..", "..", "configs", name)); err == nil {
 			f.Add(b)
 		}

@@ -103,14 +103,25 @@ func hotcastOnly(got, want *config.Config) []string {
 // the hand-written file runs PIM it copies nothing. It returns the
 // differences it erased, for the test log.
 func pimOnly(got, want *config.Config) []string {
-	if want.PIMEnabled() {
-		return nil
-	}
 	var erased []string
 	note := func(what string, a, b any) {
 		if !reflect.DeepEqual(a, b) {
 			erased = append(erased, fmt.Sprintf("%s: imported %+v, hand-written %+v", what, a, b))
 		}
+	}
+	if want.PIMEnabled() {
+		// The hand-written files put both ignore options on both
+		// routers' VRRP6 interface (the reference's procedure; its
+		// configuration files show one on each): the rest must match.
+		for i := range got.Interfaces {
+			g, w := got.Interfaces[i].PIM, want.Interface(got.Interfaces[i].Name)
+			if g == nil || w == nil || w.PIM == nil {
+				continue
+			}
+			note(got.Interfaces[i].Name+".pim.ignore-*", [2]bool{g.IgnoreDRState, g.IgnoreAssertState}, [2]bool{w.PIM.IgnoreDRState, w.PIM.IgnoreAssertState})
+			g.IgnoreDRState, g.IgnoreAssertState = w.PIM.IgnoreDRState, w.PIM.IgnoreAssertState
+		}
+		return erased
 	}
 	note("pim", got.PIM, want.PIM)
 	got.PIM = want.PIM
