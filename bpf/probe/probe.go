@@ -151,7 +151,7 @@ type Want struct {
 	PinPath    string // bpf.pin-path; "" means BPFRoot
 	XDPMode    string // ModeNative or ModeGeneric
 	Interfaces []WantIface
-	// Sockets: MLD, an MLD proxy or VRRP6 is configured, so AF_PACKET and
+	// Sockets: MLD, an MLD proxy, VRRP6 or PIM is configured, so AF_PACKET and
 	// raw IPv6 sockets are required.
 	Sockets bool
 }
@@ -306,25 +306,31 @@ func Evaluate(p Prober, w Want) *Report {
 	sockets := !w.Config || w.Sockets
 	unused := ""
 	if !sockets {
-		unused = " (not used by this configuration: no MLD, MLD proxy or VRRP6)"
+		unused = " (not used by this configuration: no MLD, MLD proxy, VRRP6 or PIM)"
 	}
 	feature(CheckAFPacket, sockets, p.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0),
-		"AF_PACKET sockets: MLD reception, ALLMULTI and VRRP6 frames"+unused,
-		"no AF_PACKET sockets (CONFIG_PACKET): MLD reception and VRRP6 need them"+unused)
+		"AF_PACKET sockets: MLD reception, ALLMULTI, VRRP6 frames and PIM's data arrival"+unused,
+		"no AF_PACKET sockets (CONFIG_PACKET): MLD reception, VRRP6 and PIM need them"+unused)
 	rawErr := p.Socket(unix.AF_INET6, unix.SOCK_RAW, unix.IPPROTO_ICMPV6)
 	if rawErr == nil {
 		rawErr = p.Socket(unix.AF_INET6, unix.SOCK_RAW, vrrpProto)
 	}
+	if rawErr == nil {
+		rawErr = p.Socket(unix.AF_INET6, unix.SOCK_RAW, pimProto)
+	}
 	feature(CheckRawIPv6, sockets, rawErr,
-		"raw IPv6 sockets: MLD queries (ICMPv6) and VRRP6 adverts (protocol 112)"+unused,
-		"no raw IPv6 sockets: MLD queries and VRRP6 adverts need them"+unused)
+		"raw IPv6 sockets: MLD queries (ICMPv6), VRRP6 adverts (protocol 112) and PIM (103)"+unused,
+		"no raw IPv6 sockets: MLD queries, VRRP6 adverts and PIM need them"+unused)
 
 	r.checkInterfaces(p, w, add)
 	return r
 }
 
-// vrrpProto is VRRP's IP protocol number (RFC 9568).
-const vrrpProto = 112
+// vrrpProto is VRRP's IP protocol number (RFC 9568), pimProto PIM's (RFC 7761).
+const (
+	vrrpProto = 112
+	pimProto  = 103
+)
 
 type addFunc func(name, ifname string, v Verdict, format string, args ...any)
 

@@ -24,7 +24,7 @@ func Want(cfg *config.Config) probe.Want {
 			XDP:   cfg.Multicast.RoutingEnable || len(ic.VRRP6) > 0,
 			Clone: ic.Egress == config.EgressClone,
 		})
-		if ic.MLD.Enable || len(ic.VRRP6) > 0 {
+		if ic.MLD.Enable || len(ic.VRRP6) > 0 || ic.PIM != nil {
 			w.Sockets = true
 		}
 	}
