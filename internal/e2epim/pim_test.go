@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -205,6 +207,10 @@ func TestReferencePIM(t *testing.T) {
 	h1.AddAddr(t, "2001:db8:50::100/64")
 	h1.WaitLinkLocal(t)
 
+	// What the routers send each other, captured on DeviceD's link to
+	// DeviceA for an independent decoder (tshark) at the end.
+	capture := startCapture(t, nsD, "ge3")
+
 	// DeviceD first (the interfaces get their addresses from it), then
 	// the unicast routes the reference's IS-IS would give.
 	d := start(t, nsD, hcd, hcctl, "DeviceD", deviceD)
@@ -376,6 +382,71 @@ func TestReferencePIM(t *testing.T) {
 	}
 	_ = failed
 	leaveSSM()
+	capture.check(t, "Hello", "Join/Prune")
+}
+
+// capture is tcpdump writing a link's PIM frames to a file.
+type capture struct {
+	cmd  *exec.Cmd
+	path string
+}
+
+func startCapture(t *testing.T, ns *netnstest.NS, ifname string) *capture {
+	t.Helper()
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		t.Skip("tcpdump not installed (make deps-test)")
+	}
+	if _, err := exec.LookPath("tshark"); err != nil {
+		t.Skip("tshark not installed (make deps-test)")
+	}
+	c := &capture{path: t.TempDir() + "/pim.pcap"}
+	c.cmd = exec.Command("nsenter", "--net="+ns.Path(), "--", "tcpdump", "-i", ifname, "-U", "-n", "-w", c.path, "ip6 proto 103")
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("tcpdump: %v", err)
+	}
+	t.Cleanup(func() { c.stop() })
+	time.Sleep(300 * time.Millisecond) // tcpdump attaches its filter
+	return c
+}
+
+func (c *capture) stop() {
+	if c.cmd.Process != nil && c.cmd.ProcessState == nil {
+		_ = c.cmd.Process.Signal(os.Interrupt)
+		_ = c.cmd.Wait()
+	}
+}
+
+// tsharkBad is what tshark prints for a packet it finds wrong.
+var tsharkBad = regexp.MustCompile(`(?i)malformed|incorrect|\[bad|checksum status: bad|expert info \((warning|error)|exception occurred|short frame`)
+
+// check stops the capture and has tshark decode it: every frame PIM, each
+// message type in want seen, no malformed frame, bad checksum or warning.
+func (c *capture) check(t *testing.T, want ...string) {
+	t.Helper()
+	c.stop()
+	out, err := exec.Command("tshark", "-n", "-V", "-r", c.path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark: %v: %s", err, out)
+	}
+	text := string(out)
+	frames := strings.Count(text, "\nFrame ") + strings.Count(text[:min(len(text), 6)], "Frame ")
+	if frames == 0 {
+		t.Fatal("tshark decoded no frame of the capture")
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if tsharkBad.MatchString(line) {
+			t.Errorf("tshark: %s", strings.TrimSpace(line))
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(text, "= Type: "+w+" (") {
+			t.Errorf("tshark saw no PIM %s in %d frames", w, frames)
+		}
+	}
+	if n := strings.Count(text, "Protocol Independent Multicast"); n < frames {
+		t.Errorf("%d of %d frames decode as PIM", n, frames)
+	}
+	t.Logf("tshark decoded %d PIM frames hotcast sent, no warning", frames)
 }
 
 // dumpOnFailure shows the routers' tables when the test failed (before the
