@@ -195,9 +195,13 @@ func pimRouteOf(r pim.Route, names map[int]string, now time.Time) api.PIMRoute {
 		ar.UpstreamNeighbor = r.UpstreamNeighbor.String()
 	}
 	for _, o := range r.OIfs {
-		ad := api.PIMDownstream{Interface: ifName(names, o.Ifindex), Joined: !o.Expires.IsZero(), Local: o.Local}
-		if ad.Joined {
-			ad.ExpiresIn = until(now, o.Expires)
+		ad := api.PIMDownstream{Interface: ifName(names, o.Ifindex), Joined: o.Joined, Local: o.Local}
+		if o.Joined {
+			if o.Expires.IsZero() {
+				ad.NeverExpires = true
+			} else {
+				ad.ExpiresIn = until(now, o.Expires)
+			}
 		}
 		ar.Downstreams = append(ar.Downstreams, ad)
 	}

@@ -423,6 +423,9 @@ func printPIMRoutes(w io.Writer, rt api.PIMRoutingTable) {
 			proto, exp := "mld", "-"
 			if d.Joined {
 				proto, exp = "pim-sm", vrpTime(d.ExpiresIn)
+				if d.NeverExpires {
+					exp = "never"
+				}
 				if d.Local {
 					proto = "pim-sm/mld"
 				}

@@ -245,3 +245,23 @@ func TestDownstreamSGRpt(t *testing.T) {
 		t.Fatalf("after ET: %v", state())
 	}
 }
+
+// A Join with Holdtime 0xffff is held until pruned (§4.9.5): the route's
+// interface is Joined with no expiry, which is not the same as a local
+// listener's entry (Joined false, no expiry).
+func TestDownstreamJoinForever(t *testing.T) {
+	_, r, down, _ := oneRouter(t, false, nil)
+	down.inject(llN1, jpTo(llR, 0xffff, gset(testG, []Source{StarG(testRP)}, nil)))
+	rt, ok := r.route(netip.Addr{}, testG)
+	if !ok || len(rt.OIfs) != 1 {
+		t.Fatalf("route %+v %v", rt, ok)
+	}
+	if o := rt.OIfs[0]; !o.Joined || !o.Expires.IsZero() || o.Local {
+		t.Errorf("OIf %+v, want joined, never expiring, not local", o)
+	}
+	// ET = max(ET, HT): a 210 s join after it keeps it forever.
+	down.inject(llN1, jpTo(llR, 210, gset(testG, []Source{StarG(testRP)}, nil)))
+	if rt, _ := r.route(netip.Addr{}, testG); !rt.OIfs[0].Joined || !rt.OIfs[0].Expires.IsZero() {
+		t.Errorf("a 210 s join after it: OIf %+v", rt.OIfs[0])
+	}
+}

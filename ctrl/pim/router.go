@@ -126,9 +126,12 @@ func (f RouteFlags) String() string {
 // OIf is one outgoing interface of a Route.
 type OIf struct {
 	Ifindex int
-	// Expires is when the downstream join state that put the interface
-	// in the list runs out (its Expiry Timer); zero when only local
-	// listeners (MLD) put it there.
+	// Joined: downstream join state (Join or Prune-Pending, (*,G) or
+	// (S,G)) put the interface in the list.
+	Joined bool
+	// Expires is when that join state runs out (its Expiry Timer); zero
+	// when it never does (a Join with Holdtime 0xffff) or when only local
+	// listeners (MLD) put the interface there (Joined false).
 	Expires time.Time
 	Local   bool // local listeners want the traffic (pim_include)
 }

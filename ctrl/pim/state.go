@@ -329,14 +329,20 @@ func (r *Router) route(gs *groupState, e *sgState) Route {
 	rp := gs.rp(r)
 	rt := Route{Group: gs.g, RP: rp}
 	var set, local ifset
-	expiry := func(ifx int) time.Time {
+	// expiry is when the downstream join state on ifx runs out (zero:
+	// never, Holdtime 0xffff, or no join state) and whether there is any.
+	expiry := func(ifx int) (time.Time, bool) {
 		var t time.Time
+		joined := false
 		for _, m := range []map[int]*downstream{wcDown(gs), sgDown(e)} {
-			if d, ok := m[ifx]; ok && (d.state == dsJoin || d.state == dsPrunePending) && d.et.when.After(t) {
-				t = d.et.when
+			if d, ok := m[ifx]; ok && (d.state == dsJoin || d.state == dsPrunePending) {
+				joined = true
+				if d.et.when.After(t) {
+					t = d.et.when
+				}
 			}
 		}
-		return t
+		return t, joined
 	}
 	if e == nil {
 		rt.Flags = FlagWC | FlagRPT
@@ -379,7 +385,8 @@ func (r *Router) route(gs *groupState, e *sgState) Route {
 		if ifx == rt.RPFIface {
 			continue
 		}
-		rt.OIfs = append(rt.OIfs, OIf{Ifindex: ifx, Expires: expiry(ifx), Local: local[ifx]})
+		exp, joined := expiry(ifx)
+		rt.OIfs = append(rt.OIfs, OIf{Ifindex: ifx, Expires: exp, Joined: joined, Local: local[ifx]})
 	}
 	return rt
 }

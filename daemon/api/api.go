@@ -365,7 +365,9 @@ type PIMDownstream struct {
 	Interface string  `json:"interface"`
 	Joined    bool    `json:"joined"`
 	ExpiresIn float64 `json:"expires_in"` // 0 unless Joined
-	Local     bool    `json:"local"`
+	// NeverExpires: joined with Holdtime 0xffff, held until pruned.
+	NeverExpires bool `json:"never_expires,omitempty"`
+	Local        bool `json:"local"`
 }
 
 // PIMRP is one static RP.
