@@ -105,7 +105,7 @@ type pimRun struct {
 
 	routesMu sync.Mutex                              // serialises route application
 	routes   map[netip.Addr]map[netip.Addr]pim.Route // the Router's routes, by group, source
-	sgKeys   map[bpf.RouteKey]int                    // installed (S,G) routes -> incoming interface
+	sgKeys   map[netip.Addr]map[bpf.RouteKey]int     // installed (S,G) routes -> incoming interface, by group
 	packets  map[bpf.RouteKey]uint64                 // their counters at the last poll
 
 	seenMu sync.Mutex
@@ -142,7 +142,7 @@ func (d *Daemon) startPIM(ctx context.Context) error {
 	}
 	p := &pimRun{d: d, log: d.log.With("component", "pim"), cfg: pc,
 		byIdx: map[int]*pimIface{}, names: map[int]string{},
-		routes: map[netip.Addr]map[netip.Addr]pim.Route{}, sgKeys: map[bpf.RouteKey]int{},
+		routes: map[netip.Addr]map[netip.Addr]pim.Route{}, sgKeys: map[netip.Addr]map[bpf.RouteKey]int{},
 		packets: map[bpf.RouteKey]uint64{}, seen: map[bpf.RouteKey]time.Time{}}
 	for _, ifc := range d.ifaces {
 		p.names[ifc.index] = ifc.name
@@ -428,11 +428,8 @@ func (p *pimRun) onRoutes(us []pim.RouteUpdate) {
 	}
 	change := make(map[netip.Addr][]bpf.Route, len(groups))
 	for g := range groups {
-		for k := range p.sgKeys {
-			if k.Group == g {
-				delete(p.sgKeys, k)
-			}
-		}
+		old := p.sgKeys[g]
+		keys := map[bpf.RouteKey]int{}
 		var rs []bpf.Route
 		for src, r := range p.routes[g] {
 			br, ok := p.fastRoute(src, r)
@@ -441,15 +438,20 @@ func (p *pimRun) onRoutes(us []pim.RouteUpdate) {
 			}
 			rs = append(rs, br)
 			if !br.IsStar() {
-				p.sgKeys[br.RouteKey] = br.IIf
+				keys[br.RouteKey] = br.IIf
 			}
 		}
-		change[g] = rs
-	}
-	for k := range p.packets {
-		if _, ok := p.sgKeys[k]; !ok {
-			delete(p.packets, k)
+		for k := range old {
+			if _, ok := keys[k]; !ok {
+				delete(p.packets, k)
+			}
 		}
+		if len(keys) == 0 {
+			delete(p.sgKeys, g)
+		} else {
+			p.sgKeys[g] = keys
+		}
+		change[g] = rs
 	}
 	if err := p.d.table.SetProtocolRoutes(change); err != nil {
 		p.log.Error("pim: apply routes", "groups", len(change), "err", err)
@@ -570,9 +572,11 @@ func (p *pimRun) pollCounters(ctx context.Context) {
 		case <-t.C:
 		}
 		p.routesMu.Lock()
-		keys := make([]bpf.RouteKey, 0, len(p.sgKeys))
-		for k := range p.sgKeys {
-			keys = append(keys, k)
+		var keys []bpf.RouteKey
+		for _, ks := range p.sgKeys {
+			for k := range ks {
+				keys = append(keys, k)
+			}
 		}
 		p.routesMu.Unlock()
 		if len(keys) == 0 {
@@ -591,7 +595,7 @@ func (p *pimRun) pollCounters(ctx context.Context) {
 		var moved []arrival
 		p.routesMu.Lock()
 		for k, c := range cs {
-			iif, ok := p.sgKeys[k]
+			iif, ok := p.sgKeys[k.Group][k]
 			if !ok {
 				continue
 			}
