@@ -292,6 +292,21 @@ func TestReferencePIM(t *testing.T) {
 	if gate := b.routes(t).Gates[b.lan]; gate != "muted" {
 		t.Errorf("standby's LAN gate %q, want muted", gate)
 	}
+	// The Master's copies reach the standby's LAN interface, off its RPF
+	// interface: dropped in the fast path, counted, and no Assert (the
+	// LAN ignores assert state), on either router.
+	if n := b.routes(t).Reasons["drop_rpf"]; n == 0 {
+		t.Errorf("standby: no drop_rpf: the Master's copies on the LAN were not seen and dropped")
+	}
+	for _, r := range []*router{a, b} {
+		var rt api.PIMRoutingTable
+		if err := r.get(api.PathPIMRoutes, &rt); err != nil {
+			t.Fatal(err)
+		}
+		if n := rt.Statistics.Assert["sent"] + rt.Statistics.Assert["received"]; n != 0 {
+			t.Errorf("%s: %d Asserts sent or received on a LAN that ignores assert state", r.name, n)
+		}
+	}
 	var groups []api.MLDGroup
 	b.d.CtlJSON(&groups, "display", "mld", "group")
 	for _, g := range groups {
