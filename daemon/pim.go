@@ -111,6 +111,12 @@ type pimRun struct {
 	seenMu sync.Mutex
 	seen   map[bpf.RouteKey]time.Time // data hold, by (S,G)
 
+	// sptSeen are the (S,G) punted for their SPT bit whose data the
+	// packet socket has seen once (guarded by routesMu): they are
+	// punted no more, bit or no bit (the bit's other conditions may not
+	// hold; the counter poll goes on).
+	sptSeen map[bpf.RouteKey]bool
+
 	stats struct {
 		dataRx, dataDropped, registersTx, registerErrs, decapForward, decapErrs, counterPolls atomic.Uint64
 	}
@@ -143,7 +149,7 @@ func (d *Daemon) startPIM(ctx context.Context) error {
 	p := &pimRun{d: d, log: d.log.With("component", "pim"), cfg: pc,
 		byIdx: map[int]*pimIface{}, names: map[int]string{},
 		routes: map[netip.Addr]map[netip.Addr]pim.Route{}, sgKeys: map[netip.Addr]map[bpf.RouteKey]int{},
-		packets: map[bpf.RouteKey]uint64{}, seen: map[bpf.RouteKey]time.Time{}}
+		packets: map[bpf.RouteKey]uint64{}, seen: map[bpf.RouteKey]time.Time{}, sptSeen: map[bpf.RouteKey]bool{}}
 	for _, ifc := range d.ifaces {
 		p.names[ifc.index] = ifc.name
 	}
@@ -405,6 +411,7 @@ func (p *pimRun) onRoutes(us []pim.RouteUpdate) {
 	p.routesMu.Lock()
 	defer p.routesMu.Unlock()
 	groups := map[netip.Addr]bool{}
+	defer func() { p.apply(groups) }()
 	for _, u := range us {
 		g := u.Group
 		src := u.Source
@@ -426,6 +433,11 @@ func (p *pimRun) onRoutes(us []pim.RouteUpdate) {
 		}
 		groups[g] = true
 	}
+}
+
+// apply writes the fast-path routes of groups from the Router's routes
+// (routesMu held).
+func (p *pimRun) apply(groups map[netip.Addr]bool) {
 	change := make(map[netip.Addr][]bpf.Route, len(groups))
 	for g := range groups {
 		old := p.sgKeys[g]
@@ -444,6 +456,7 @@ func (p *pimRun) onRoutes(us []pim.RouteUpdate) {
 		for k := range old {
 			if _, ok := keys[k]; !ok {
 				delete(p.packets, k)
+				delete(p.sptSeen, k)
 			}
 		}
 		if len(keys) == 0 {
@@ -487,6 +500,13 @@ func (p *pimRun) fastRoute(src netip.Addr, r pim.Route) (bpf.Route, bool) {
 		br.Flags |= bpf.RoutePunt
 	case br.IsStar() && local && p.cfg.SPTSwitch != config.SPTSwitchNever:
 		br.Flags |= bpf.RoutePunt
+	case !br.IsStar() && r.Joined && r.Flags&pim.FlagSPT != 0 && r.Flags&pim.FlagSPTBit == 0 && !p.sptSeen[br.RouteKey]:
+		// Joined on the source tree, the SPT bit not yet set: the first
+		// native packet must reach Update_SPTbit at once, not at the
+		// next counter poll. Until then the RP would forward both the
+		// native packets and their Registers' copies (duplicates), and
+		// a last hop would keep S on the RP tree.
+		br.Flags |= bpf.RoutePunt
 	}
 	return br, true
 }
@@ -498,14 +518,18 @@ func (p *pimRun) fastRoute(src netip.Addr, r pim.Route) (bpf.Route, bool) {
 func (p *pimRun) dataArrived(pi *pimIface, dp pim.DataPacket) {
 	p.stats.dataRx.Add(1)
 	s, g := dp.Src, dp.Group
-	if p.router.ShouldRegister(s, g) {
-		if err := p.router.SendRegister(s, g, dp.Packet); err != nil {
-			p.stats.registerErrs.Add(1)
-			p.log.Debug("pim register", "source", s, "group", g, "err", err)
-		} else {
-			p.stats.registersTx.Add(1)
+	// After data arrival: a new source's first packet is what puts its
+	// Register state in Join, and it is registered too.
+	defer func() {
+		if p.router.ShouldRegister(s, g) {
+			if err := p.router.SendRegister(s, g, dp.Packet); err != nil {
+				p.stats.registerErrs.Add(1)
+				p.log.Debug("pim register", "source", s, "group", g, "err", err)
+			} else {
+				p.stats.registersTx.Add(1)
+			}
 		}
-	}
+	}()
 	k := bpf.RouteKey{Source: s, Group: g}
 	now := time.Now()
 	p.seenMu.Lock()
@@ -531,6 +555,26 @@ func (p *pimRun) dataArrived(pi *pimIface, dp pim.DataPacket) {
 		return
 	}
 	p.router.DataArrived(pi.index, s, g)
+	p.sptDataSeen(k)
+}
+
+// sptDataSeen: the packet socket saw data of k; if k is punted for its
+// SPT bit, it is punted no more (the Router's route update, when the bit
+// was set, has re-applied the group already; otherwise this does).
+func (p *pimRun) sptDataSeen(k bpf.RouteKey) {
+	p.routesMu.Lock()
+	defer p.routesMu.Unlock()
+	if _, installed := p.sgKeys[k.Group][k]; !installed || p.sptSeen[k] {
+		return
+	}
+	r, ok := p.routes[k.Group][k.Source]
+	if !ok || !r.Joined || r.Flags&pim.FlagSPT == 0 {
+		return
+	}
+	p.sptSeen[k] = true
+	if r.Flags&pim.FlagSPTBit == 0 {
+		p.apply(map[netip.Addr]bool{k.Group: true})
+	}
 }
 
 // forwardDecap sends a packet the RP took out of a Register out of the

@@ -45,14 +45,14 @@ func TestPIMFastRoutes(t *testing.T) {
 			p := &pimRun{d: d, log: d.log, cfg: config.PIM{SPTSwitch: spt},
 				names:  map[int]string{2: "ge2", 3: "ge3", 4: "ge4"},
 				routes: map[netip.Addr]map[netip.Addr]pim.Route{}, sgKeys: map[netip.Addr]map[bpf.RouteKey]int{},
-				packets: map[bpf.RouteKey]uint64{}}
+				packets: map[bpf.RouteKey]uint64{}, sptSeen: map[bpf.RouteKey]bool{}}
 			g := netip.MustParseAddr("ff0e::1:1")
 			g2 := netip.MustParseAddr("ff0e::1:2")
 			s := netip.MustParseAddr("2001:db8:40::2")
 			rp := netip.MustParseAddr("2001:db8:22::22")
 			star := pim.Route{Group: g, RP: rp, RPFIface: 3, Joined: true, Flags: pim.FlagWC | pim.FlagRPT,
 				OIfs: []pim.OIf{{Ifindex: 2, Local: true}, {Ifindex: 3}, {Ifindex: 9}}}
-			sg := pim.Route{Source: s, Group: g, RP: rp, RPFIface: 3, Joined: true, Flags: pim.FlagSPT,
+			sg := pim.Route{Source: s, Group: g, RP: rp, RPFIface: 3, Joined: true, Flags: pim.FlagSPT | pim.FlagSPTBit,
 				OIfs: []pim.OIf{{Ifindex: 4, Joined: true}, {Ifindex: 2, Local: true}}}
 			rpStar := pim.Route{Group: g2, RP: rp, Flags: pim.FlagWC | pim.FlagRPT | pim.FlagLocalRP,
 				OIfs: []pim.OIf{{Ifindex: 2, Joined: true}}}
@@ -76,6 +76,24 @@ func TestPIMFastRoutes(t *testing.T) {
 			}
 			if n := len(p.sgKeys[g]) + len(p.sgKeys[g2]); n != 2 {
 				t.Errorf("%d (S,G) keys polled, want 2", n)
+			}
+
+			// Joined on the SPT, the bit not set yet: punted until the
+			// packet socket has seen its data once.
+			s2 := netip.MustParseAddr("2001:db8:40::3")
+			fresh := pim.Route{Source: s2, Group: g, RP: rp, RPFIface: 3, Joined: true, Flags: pim.FlagSPT,
+				OIfs: []pim.OIf{{Ifindex: 2, Local: true}}}
+			k2 := bpf.RouteKey{Source: s2, Group: g}
+			p.onRoutes([]pim.RouteUpdate{{Route: fresh}})
+			if dp.routes[k2].Flags != bpf.RoutePunt {
+				t.Errorf("(S,G) joined without its SPT bit: flags %v, want punt", dp.routes[k2].Flags)
+			}
+			p.sptDataSeen(k2)
+			if dp.routes[k2].Flags != 0 {
+				t.Errorf("(S,G) whose data was seen: flags %v, want none (the counter poll goes on)", dp.routes[k2].Flags)
+			}
+			if got := dp.routes[wantSG.RouteKey]; got.Flags != 0 {
+				t.Errorf("(S,G) with its SPT bit: flags %v, want none", got.Flags)
 			}
 
 			// The (S,G) goes: its route and its polled key too.

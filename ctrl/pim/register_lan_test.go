@@ -131,7 +131,7 @@ func TestRegisterEndToEnd(t *testing.T) {
 				if lj := jpEntries(l.take()); !slices.Contains(lj, fmt.Sprintf("if2 %v %v prune (S,G,rpt) %v", llPl, testG, testS)) {
 					t.Fatalf("L did not prune S off the RP tree: %q", lj)
 				}
-				if rt, _ := l.route(testS, testG); rt.RPFIface != 3 || rt.Flags != FlagSPT || !slices.Equal(l.oifs(testS, testG), []int{1}) {
+				if rt, _ := l.route(testS, testG); rt.RPFIface != 3 || rt.Flags != FlagSPT|FlagSPTBit || !slices.Equal(l.oifs(testS, testG), []int{1}) {
 					t.Errorf("L's (S,G) %+v", rt)
 				}
 				// P has nobody for S any more: it prunes (S,G) off D.

@@ -104,6 +104,11 @@ const (
 	FlagJoinPending   // Register state Join-Pending: a Null-Register probes the RP
 	FlagRegisterPrune // Register state Prune: the RP sent a Register-Stop
 	FlagLocalRP       // this router is RP(G)
+	// FlagSPTBit: SPTbit(S,G) is set (§4.5.8, Update_SPTbit): native data
+	// arrived on RPF_interface(S) while joined; the RP then stops
+	// forwarding this source's Registers, a last hop prunes S off the
+	// RP tree.
+	FlagSPTBit
 )
 
 func (f RouteFlags) String() string {
@@ -112,7 +117,8 @@ func (f RouteFlags) String() string {
 		f RouteFlags
 		n string
 	}{{FlagWC, "WC"}, {FlagRPT, "RPT"}, {FlagSPT, "SPT"}, {FlagRegister, "Register"},
-		{FlagJoinPending, "JoinPending"}, {FlagRegisterPrune, "RegisterPrune"}, {FlagLocalRP, "LocalRP"}} {
+		{FlagJoinPending, "JoinPending"}, {FlagRegisterPrune, "RegisterPrune"}, {FlagLocalRP, "LocalRP"},
+		{FlagSPTBit, "SPTbit"}} {
 		if f&x.f != 0 {
 			if s != "" {
 				s += "|"

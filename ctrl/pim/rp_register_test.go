@@ -236,7 +236,7 @@ func TestRPFirstHop(t *testing.T) {
 	p.take()
 	p.r.DataArrived(2, testS, testG)
 	rt, ok := p.route(testS, testG)
-	if !ok || rt.RPFIface != 2 || rt.UpstreamNeighbor.IsValid() || rt.Flags != FlagSPT|FlagLocalRP || !slices.Equal(p.oifs(testS, testG), []int{1}) {
+	if !ok || rt.RPFIface != 2 || rt.UpstreamNeighbor.IsValid() || rt.Flags != FlagSPT|FlagLocalRP|FlagSPTBit || !slices.Equal(p.oifs(testS, testG), []int{1}) {
 		t.Fatalf("(S,G) at the first-hop RP %+v", rt)
 	}
 	if p.regState(testS, testG) != RegNoInfo || p.r.ShouldRegister(testS, testG) || !p.sptBit(testS, testG) {

@@ -369,6 +369,9 @@ func (r *Router) route(gs *groupState, e *sgState) Route {
 			set = rpt
 		}
 		rt.Joined = e.up.joined
+		if e.spt {
+			rt.Flags |= FlagSPTBit
+		}
 		switch e.reg {
 		case RegJoin:
 			rt.Flags |= FlagRegister

@@ -593,13 +593,15 @@ func TestRegisterPath(t *testing.T) {
 	if gr.Received+uint64(len(p.missing))+p.firstSeq-1 != stream.Sent() {
 		t.Errorf("host: %d received, %d missing, first %d, of %d sent", gr.Received, len(p.missing), p.firstSeq, stream.Sent())
 	}
-	dupsBlocked := ""
 	if gr.Duplicates != 0 || p.dups != 0 {
-		// Which packets came twice, and when: between the RP's join of
-		// the SPT (native packets forwarded by its fast path) and its
-		// SPT bit (set by the next 1 s counter poll; the next Register
-		// then gets the Register-Stop), the RP also decapsulates the
-		// Registers of the same packets onto the same tree.
+		// Which packets came twice, and when. The only duplicates
+		// allowed are those of the switch from the register tunnel to
+		// the source tree at the RP: a Register decapsulated in the
+		// moment between the first native packet's arrival (forwarded in
+		// TC, the route a punt route until then) and the SPT bit that
+		// packet sets in the control plane (RFC 7761 §4.4.2: forwarding
+		// decapsulated data stops at the SPT bit). A few packets, right
+		// after the RP joined the SPT.
 		n := map[uint64]int{}
 		for _, a := range as {
 			n[a.seq]++
@@ -622,11 +624,10 @@ func TestRegisterPath(t *testing.T) {
 		t.Logf("host: duplicates %d (GapMeter) / %d: seqs %s, arriving from +%v to +%v; RP joined the SPT at +%v, FHR in Prune (Register-Stop) at +%v, RP decapsulated %d",
 			gr.Duplicates, p.dups, ranges(twice), from.Sub(started).Round(time.Millisecond), to.Sub(started).Round(time.Millisecond),
 			joined.Sub(started).Round(time.Millisecond), spt.Sub(started).Round(time.Millisecond), rs.Register["decapsulated"])
-		if !spt.IsZero() && !to.After(spt.Add(50*time.Millisecond)) && uint64(p.dups) <= rs.Register["decapsulated"] {
-			dupsBlocked = fmt.Sprintf("%d duplicates at the host: the RP forwards decapsulated Registers while its fast path forwards the same (S,G) natively, until the 1 s counter poll sets its SPT bit (RP joined +%v, Register-Stop +%v)",
-				p.dups, joined.Sub(started).Round(time.Millisecond), spt.Sub(started).Round(time.Millisecond))
-		} else {
-			t.Errorf("host: %d duplicates (GapMeter), %d (hop-limit meter), not explained by the RP's SPT bit: each packet must arrive at most once", gr.Duplicates, p.dups)
+		const crossing = 3
+		if len(twice) > crossing || joined.IsZero() || to.After(joined.Add(100*time.Millisecond)) {
+			t.Errorf("host: %d packets twice (%s), up to +%v: more than the register-to-SPT crossing (at most %d, within 100 ms of the RP's join at +%v)",
+				len(twice), ranges(twice), to.Sub(started).Round(time.Millisecond), crossing, joined.Sub(started).Round(time.Millisecond))
 		}
 	}
 
@@ -662,9 +663,6 @@ func TestRegisterPath(t *testing.T) {
 		if e := r.pimRoute(srcS, regG); e != nil {
 			t.Logf("%s: (S,G) kept for its Keepalive Timer: flags %v, joined %v, downstreams %+v", r.name, e.Flags, e.Joined, e.Downstreams)
 		}
-	}
-	if dupsBlocked != "" {
-		t.Skip("blocked on: " + dupsBlocked)
 	}
 }
 
