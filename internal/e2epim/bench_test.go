@@ -329,35 +329,32 @@ arrived) are the worst run's.
 const pimBenchBounds = `
 ## What bounds the figures
 
-- **The 1 s counter poll (the SPT bit).** The fast path forwards an (S,G)
-  route's packets in XDP, unseen; data arrival on it (the Keepalive Timer,
-  Update_SPTbit) is the daemon's poll of the route counters, every second
-  (daemon/pim.go pimCounterPoll). At the RP the SPT bit, and so the
-  Register-Stop (the next Register after it), waits for the first poll
-  after native data started: *FHR Prune* minus *RP joined* lies in
-  (0, 1 s] (the runs here follow one another at a steady pace, so the
-  poll's phase, and the figure, is much the same in each). Until then
-  the RP forwards each packet twice onto the RP tree: natively from its
-  (S,G) route and decapsulated from the Register: the *duplicates*
-  column, about pps x that delay. **That is a defect** (TestRegisterPath
-  skips "blocked on" it): RFC 7761 stops the decapsulation at the first
-  native packet. The fix proposed with it (the (S,G) route a punt route
-  while joined on the SPT without the SPT bit, so the first native packet
-  reaches Update_SPTbit at once), tried on a scratch copy, brings *FHR
-  Prune* to ~8 ms after the source's start and the duplicates to 0-2 per
-  switch. At the LHR the SPT bit is not shown by the API; in
-  this topology RPF'(S) is RPF'(*,G) (the RP), so no (S,G,rpt) prune
-  waits for it and *LHR SPT* is the (S,G) join and route, set at the
+- **The SPT bit: the first native packet, seen.** The fast path forwards
+  an (S,G) route's packets in XDP, unseen; the daemon polls the route
+  counters every second for the Keepalive Timer (daemon/pim.go
+  pimCounterPoll). The SPT bit cannot wait for that poll: until it is
+  set the RP forwards each packet twice onto the RP tree (natively and
+  decapsulated from its Register) and the DR keeps registering. An
+  (S,G) joined on the source tree without its SPT bit is therefore a
+  punt route: its first native packet is replicated in TC and read by
+  the packet socket, which sets the bit (Update_SPTbit) and makes the
+  route an XDP one again. *FHR Prune* is then a few ms after *RP
+  joined* (it was up to 1 s, with ~pps duplicates, when the poll set the
+  bit). The *duplicates* left (0-2 in the worst run) are the crossing
+  of RFC 7761 §4.4.2: Registers decapsulated between the first native
+  packet's arrival and the bit it sets a moment later; packets
+  registered before the RP's join whose Registers reach it after the
+  bit are dropped there (the *lost* column). At the LHR, in this
+  topology RPF'(S) is RPF'(*,G) (the RP), so no (S,G,rpt) prune waits
+  for the bit and *LHR SPT* is the (S,G) join and route, set at the
   first packet the (*,G) punt route hands to the daemon.
 - **The 100 ms data hold.** The packet sockets hand the Router at most
   one packet per (S,G) per 100 ms (pimDataHold; Registers are sent for
-  every packet regardless). The LHR's switch starts at the first punted
-  packet of the (*,G) route, which is never held; a packet the Router
-  needed inside a hold would wait up to 100 ms. The source's very first
-  packet at the FHR (the miss that creates the (S,G) state) is not
-  registered: the daemon asks ShouldRegister before DataArrived puts the
-  Register state in Join, so the host never gets sequence number 1 (a
-  defect too, reported: registering after DataArrived delivers it).
+  every packet regardless, after the data arrival, so the source's very
+  first packet, the miss that creates the DR's (S,G) state, is
+  registered too). The LHR's switch starts at the first punted packet
+  of the (*,G) route, which is never held; a packet the Router needed
+  inside a hold would wait up to 100 ms.
 - **The RP's Keepalive Timer.** In the streaming case the RP joins the SPT
   at the (*,G) join only because its (S,G) exists with a running KAT:
   restarted by each Register, RP_Keepalive_Period (3 x 60 + 5 = 185 s)
