@@ -796,6 +796,8 @@ class Report:
              "go test -run '^$' -bench ReportProcessing -cpu 1 ./ctrl/mld/"),
             ("mroute", "One join: MLD report to the BPF route map",
              "go test -run '^$' -bench ReportToMap ./ctrl/mroute/"),
+            ("pimjp", "PIM Join/Prune processing on one core, (S,G) entries created, refreshed, pruned",
+             "go test -run '^$' -bench JoinPruneRx -cpu 1 ./ctrl/pim/"),
         )
         self.p("| benchmark | what | status | runs | time/op (median) | other metrics (median) |")
         self.p("|---|---|---|--:|--:|---|")
