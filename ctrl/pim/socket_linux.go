@@ -167,9 +167,16 @@ func (c *Conn) Read(ctx context.Context) (Packet, error) {
 // from IPV6_HOPLIMIT (RFC 3542 §6); without them the Interface drops the
 // packet (invalid destination, hop limit -1).
 func parseControl(oob []byte, p *Packet) error {
+	_, err := parseControlIf(oob, p)
+	return err
+}
+
+// parseControlIf is parseControl returning the incoming interface of
+// IPV6_PKTINFO too (0 without it).
+func parseControlIf(oob []byte, p *Packet) (ifindex int, err error) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
-		return fmt.Errorf("control messages: %w", err)
+		return 0, fmt.Errorf("control messages: %w", err)
 	}
 	for _, m := range msgs {
 		if m.Header.Level != unix.IPPROTO_IPV6 {
@@ -180,11 +187,14 @@ func parseControl(oob []byte, p *Packet) error {
 			if len(m.Data) >= 16 {
 				p.Dst = netip.AddrFrom16([16]byte(m.Data[:16]))
 			}
+			if len(m.Data) >= unix.SizeofInet6Pktinfo {
+				ifindex = int(binary.NativeEndian.Uint32(m.Data[16:20]))
+			}
 		case unix.IPV6_HOPLIMIT:
 			if len(m.Data) >= 4 {
 				p.HopLimit = int(int32(binary.NativeEndian.Uint32(m.Data)))
 			}
 		}
 	}
-	return nil
+	return ifindex, nil
 }

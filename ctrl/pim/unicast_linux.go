@@ -4,7 +4,6 @@ package pim
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -263,29 +262,10 @@ func cancelReadOn(ctx context.Context, setDeadline func(time.Time) error) func()
 	}
 }
 
-// parseUnicastControl is parseControl with the incoming interface: the
-// destination and ifindex from IPV6_PKTINFO, the hop limit from
-// IPV6_HOPLIMIT (RFC 3542 §6).
+// parseUnicastControl is parseControl with the incoming interface (from
+// IPV6_PKTINFO too).
 func parseUnicastControl(oob []byte, p *UnicastPacket) error {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return fmt.Errorf("control messages: %w", err)
-	}
-	for _, m := range msgs {
-		if m.Header.Level != unix.IPPROTO_IPV6 {
-			continue
-		}
-		switch m.Header.Type {
-		case unix.IPV6_PKTINFO:
-			if len(m.Data) >= unix.SizeofInet6Pktinfo {
-				p.Dst = netip.AddrFrom16([16]byte(m.Data[:16]))
-				p.Ifindex = int(binary.NativeEndian.Uint32(m.Data[16:20]))
-			}
-		case unix.IPV6_HOPLIMIT:
-			if len(m.Data) >= 4 {
-				p.HopLimit = int(int32(binary.NativeEndian.Uint32(m.Data)))
-			}
-		}
-	}
-	return nil
+	ifx, err := parseControlIf(oob, &p.Packet)
+	p.Ifindex = ifx
+	return err
 }
