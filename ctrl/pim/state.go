@@ -139,7 +139,7 @@ func (r *Router) gc(gs *groupState) {
 	local := func(s netip.Addr) bool {
 		for _, ri := range r.ifaces {
 			if m, ok := ri.local[gs.g]; ok {
-				if !s.IsValid() && m.exclude || s.IsValid() && slices.Contains(m.sources, s) {
+				if !s.IsValid() && m.exclude || s.IsValid() && m.has(s) {
 					return true
 				}
 			}
@@ -253,16 +253,24 @@ func (gs *groupState) localWC(r *Router, ri *rIface) bool {
 	return ok && m.exclude && !gs.ssm(r)
 }
 
+// has reports whether s is one of the membership's sources (sorted:
+// SetLocalMembership sorts them), by binary search: a group with many
+// sources is asked for each of them.
+func (m localMembership) has(s netip.Addr) bool {
+	_, ok := slices.BinarySearchFunc(m.sources, s, netip.Addr.Compare)
+	return ok
+}
+
 // localSG is local_receiver_include(S,G,I).
 func (gs *groupState) localSG(ri *rIface, s netip.Addr) bool {
 	m, ok := ri.local[gs.g]
-	return ok && !m.exclude && slices.Contains(m.sources, s)
+	return ok && !m.exclude && m.has(s)
 }
 
 // localExcl is local_receiver_exclude(S,G,I).
 func (gs *groupState) localExcl(r *Router, ri *rIface, s netip.Addr) bool {
 	m, ok := ri.local[gs.g]
-	return ok && m.exclude && !gs.ssm(r) && slices.Contains(m.sources, s)
+	return ok && m.exclude && !gs.ssm(r) && m.has(s)
 }
 
 // olists are the interface sets of one group's entries.

@@ -335,6 +335,10 @@ func (r *Router) seen(ri *rIface, nbr netip.Addr, jp *JoinPrune) {
 // jpBatch collects the entries to send to one upstream neighbour.
 type jpBatch struct {
 	sets map[netip.Addr]*GroupSet
+	// in says which list of its group's set a source is in (true: Joins),
+	// so that adding one is not a scan of the set: a group with many
+	// sources gets them all in one batch.
+	in map[netip.Addr]map[Source]bool
 }
 
 // batch returns the batch for nbr on ifx; entries for no neighbour go
@@ -362,16 +366,29 @@ func (b *jpBatch) add(g netip.Addr, src Source, join bool) {
 		set = &GroupSet{Group: SingleGroup(g)}
 		b.sets[g] = set
 	}
+	if b.in == nil {
+		b.in = map[netip.Addr]map[Source]bool{}
+	}
+	in := b.in[g]
+	if in == nil {
+		in = map[Source]bool{}
+		b.in[g] = in
+	}
+	was, had := in[src]
+	if had && was == join {
+		return
+	}
+	in[src] = join
 	if join {
-		set.Prunes = slices.DeleteFunc(set.Prunes, func(x Source) bool { return x == src })
-		if !slices.Contains(set.Joins, src) {
-			set.Joins = append(set.Joins, src)
+		if had {
+			set.Prunes = slices.DeleteFunc(set.Prunes, func(x Source) bool { return x == src })
 		}
+		set.Joins = append(set.Joins, src)
 	} else {
-		set.Joins = slices.DeleteFunc(set.Joins, func(x Source) bool { return x == src })
-		if !slices.Contains(set.Prunes, src) {
-			set.Prunes = append(set.Prunes, src)
+		if had {
+			set.Joins = slices.DeleteFunc(set.Joins, func(x Source) bool { return x == src })
 		}
+		set.Prunes = append(set.Prunes, src)
 	}
 }
 
