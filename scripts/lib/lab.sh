@@ -52,8 +52,10 @@ display() {
   local out
   printf '\n<%s> display %s\n' "$dev" "$*"
   out=$(ctl "$dev" display "$@" 2>&1) || true
-  if [ "$(printf '%s\n' "$out" | wc -l)" -gt 30 ]; then
-    printf '%s\n' "$out" | head -n 30
+  # Here-strings, not pipes: under pipefail a printf that head has
+  # stopped reading from dies of SIGPIPE and takes the script with it.
+  if [ "$(wc -l <<<"$out")" -gt 30 ]; then
+    head -n 30 <<<"$out"
     echo "  ... (trimmed; full: $(ctl_hint "$dev") display $*)"
   else
     printf '%s\n' "$out"
