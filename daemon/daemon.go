@@ -174,6 +174,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 	d.group = g
+	d.prepareHeap() // THP for a standby's heap: daemon/heap.go
 	if err := d.bringUp(gctx, cancel); err != nil {
 		return err
 	}

@@ -23,6 +23,8 @@ import (
 	"runtime/pprof"
 	rtrace "runtime/trace"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -317,7 +319,9 @@ type batchResult struct {
 	gcPause                            time.Duration // their stop-the-world pauses
 	allocPerEntry                      float64       // bytes allocated per entry, both sides
 	faults                             int64         // minor page faults during the batch (both sides)
-	peakHeap                           uint64        // heap in use at the end of the batch
+	peakHeap                           uint64        // heap mapped and not released at the end of the batch
+	rss, rssHuge                       uint64        // the process's RSS at the end of the batch, and of it AnonHugePages
+	user, sys                          time.Duration // CPU time of the process during the batch
 	dpFailed                           bool          // the routes map refused the batch
 }
 
@@ -331,6 +335,8 @@ func runBatch(t testing.TB, n int) batchResult {
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	f0 := minorFaults(t)
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	start := time.Now()
 	h.txp.SetRole(rbs.RoleMaster)
 	select {
@@ -340,7 +346,9 @@ func runBatch(t testing.TB, n int) batchResult {
 	}
 	done := time.Unix(0, h.dp.at.Load())
 	f1 := minorFaults(t)
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	runtime.ReadMemStats(&m1)
+	rss, rssHuge := rssRollup(t)
 	if path := os.Getenv("HC_BENCH_HEAPPROFILE"); path != "" {
 		// What the standby (and the sender's table) hold after the batch.
 		writeHeapProfile(t, path)
@@ -363,6 +371,8 @@ func runBatch(t testing.TB, n int) batchResult {
 		gcs: m1.NumGC - m0.NumGC, gcPause: time.Duration(m1.PauseTotalNs - m0.PauseTotalNs),
 		allocPerEntry: float64(m1.TotalAlloc-m0.TotalAlloc) / float64(n),
 		faults:        f1 - f0, peakHeap: m1.HeapSys - m1.HeapReleased,
+		rss: rss, rssHuge: rssHuge,
+		user: time.Duration(ru1.Utime.Nano() - ru0.Utime.Nano()), sys: time.Duration(ru1.Stime.Nano() - ru0.Stime.Nano()),
 	}
 }
 
@@ -376,6 +386,26 @@ func writeHeapProfile(t testing.TB, path string) {
 	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// rssRollup is the process's RSS and the part of it in anonymous huge
+// pages (/proc/self/smaps_rollup).
+func rssRollup(t testing.TB) (rss, huge uint64) {
+	b, err := os.ReadFile("/proc/self/smaps_rollup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		k, v, _ := strings.Cut(line, ":")
+		n, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "Rss":
+			rss = n << 10
+		case "AnonHugePages":
+			huge = n << 10
+		}
+	}
+	return rss, huge
 }
 
 // minorFaults is the process's minor page faults so far: first touches of
@@ -447,6 +477,9 @@ type join struct {
 	wire  time.Duration // Publish → the receiver's Upsert (rbs: queue, TCP, decode)
 	rx    time.Duration // Upsert → route written (MLD, table, ReplaceRoutes)
 	gc    bool          // a GC cycle ran during the join
+	// faults are the process's minor page faults from the report until
+	// the route was seen written (any goroutine's: the harness's too).
+	faults int64
 }
 
 func runLatency(t *testing.T, n int, load bool) []join {
@@ -483,13 +516,14 @@ func runLatency(t *testing.T, n int, load bool) []join {
 		if rtrace.IsEnabled() {
 			rtrace.Log(context.Background(), "join", fmt.Sprint("start ", i))
 		}
+		f0 := minorFaults(t)
 		t0 := time.Now()
 		report(g)
 		select {
 		case at := <-ch:
 			pub, up := time.Unix(0, h.pubAt.Load()), time.Unix(0, h.sink.upsertAt.Load())
 			metrics.Read(gcs)
-			js = append(js, join{total: at.Sub(t0), tx: pub.Sub(t0), wire: up.Sub(pub), rx: at.Sub(up), gc: gcs[0].Value.Uint64() != gc0})
+			js = append(js, join{total: at.Sub(t0), tx: pub.Sub(t0), wire: up.Sub(pub), rx: at.Sub(up), gc: gcs[0].Value.Uint64() != gc0, faults: minorFaults(t) - f0})
 			if rtrace.IsEnabled() {
 				rtrace.Log(context.Background(), "join", fmt.Sprint("done ", i, " ", at.Sub(t0)))
 			}
