@@ -83,6 +83,9 @@ type Daemon struct {
 	bfdMu    sync.RWMutex // guards bfd for readers off the control path
 	bfdWatch map[string]*bfdWatch
 
+	// heapOnce: the heap is marked for huge pages once (daemon/heap.go).
+	heapOnce sync.Once
+
 	// group owns every goroutine Run starts (protocol readers, the
 	// tracker, the link watcher, services); set by Run before bringUp,
 	// waited for by shutdown (or a failed start). A goroutine that

@@ -1,14 +1,8 @@
 package daemon
 
 import (
-	"sync"
-
 	"github.com/hotcast/hotcast/internal/hugeheap"
 )
-
-// heapOnce: the heap is set up once per process (Run may be called again
-// by tests).
-var heapOnce sync.Once
 
 // prepareHeap marks the Go heap for transparent huge pages at start, when
 // hotcastd may be a standby (an RBS service is configured) and the kernel's
@@ -21,7 +15,7 @@ func (d *Daemon) prepareHeap() {
 	if _, real := d.sys.(Kernel); !real || len(d.cfg.Services) == 0 {
 		return
 	}
-	heapOnce.Do(func() {
+	d.heapOnce.Do(func() {
 		r := hugeheap.Setup(hugeheap.Options{})
 		log := d.log.With("component", "heap", "thp", string(r.Mode))
 		switch {
