@@ -257,14 +257,18 @@ func minorFaults() int64 {
 	return ru.Minflt
 }
 
-// anchor holds a small heap object while growAndMark looks for its mapping.
-var anchor *[64]byte
+// heapObject returns a small object on the heap (it escapes through the
+// result of a function that is not inlined): growAndMark finds the
+// heap's mapping from its address.
+//
+//go:noinline
+func heapObject() *[64]byte { return new([64]byte) }
 
 // growAndMark grows the heap by reserve bytes, marks every read-write
 // anonymous mapping holding the heap MADV_HUGEPAGE, and frees the
 // reserve again. It returns what it marked.
 func growAndMark(reserve uint64) ([]Mapping, error) {
-	anchor = new([64]byte) // the heap as it was, before the growth
+	anchor := heapObject() // the heap as it was, before the growth
 	// A large object of fresh pages: the runtime does not zero them (the
 	// kernel did), so the growth touches no page of it.
 	buf := make([]byte, reserve)
@@ -274,7 +278,7 @@ func growAndMark(reserve uint64) ([]Mapping, error) {
 		uintptr(unsafe.Pointer(&buf[len(buf)-1])),
 	}
 	defer func() {
-		anchor = nil
+		runtime.KeepAlive(anchor)
 		runtime.KeepAlive(buf)
 		buf = nil
 		// The reserve back to the free heap, and its pages (never
