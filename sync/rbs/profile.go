@@ -277,6 +277,12 @@ func (p *Profile) SetRole(r Role) {
 		// already carry the old role.
 		s.cur.send(&ProfileState{p.info()})
 	}
+	if s.pending != nil {
+		// A candidate connection's Hello went out with the old role too:
+		// when it replaces the current one, the peer must not be left
+		// with that.
+		s.pending.send(&ProfileState{p.info()})
+	}
 	if r == RoleMaster {
 		p.resetRx()
 		p.maybeStartSending("became master")
