@@ -31,6 +31,25 @@ type routing struct {
 	sets  setAlloc
 	stats slots
 	clone map[int]bool // clone-mode egress interfaces (ifaces map)
+
+	// ReplaceRoutes' scratch, kept between calls up to keepScratch
+	// routes: a batch backup writes 100 000 routes in runs of 16 384,
+	// and fresh memory for every run is what a cold standby pays for
+	// most (bench/rbs.md).
+	keys []ingressHcRouteKey
+	vals []ingressHcRoute
+	next map[ingressHcRouteKey]pendingRoute
+}
+
+// keepScratch is the most routes of ReplaceRoutes' scratch kept for the
+// next call (about 3 MiB); a larger call drops its scratch after use.
+const keepScratch = 1 << 15
+
+// pendingRoute is a route of a ReplaceRoutes call: what it will hold, and
+// its index in the call's keys and values.
+type pendingRoute struct {
+	holding
+	i int
 }
 
 // holding is what a route in the map holds.
@@ -101,13 +120,19 @@ func (d *Dataplane) ReplaceRoutes(rs []Route) error {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 
-	type pending struct {
-		holding
-		i int // index in keys and vals
+	keys := slices.Grow(rt.keys[:0], len(rs))
+	vals := slices.Grow(rt.vals[:0], len(rs))
+	next := rt.next
+	if next == nil || len(rs) > keepScratch {
+		next = make(map[ingressHcRouteKey]pendingRoute, len(rs))
 	}
-	keys := make([]ingressHcRouteKey, 0, len(rs))
-	vals := make([]ingressHcRoute, 0, len(rs))
-	next := make(map[ingressHcRouteKey]pending, len(rs))
+	defer func() {
+		clear(next) // keeps its room; drops the sets it points at
+		rt.keys, rt.vals = nil, nil
+		if len(rs) <= keepScratch {
+			rt.keys, rt.vals, rt.next = keys[:0], vals[:0], next
+		}
+	}()
 	var fresh []uint32 // counter slots taken for new routes
 	undo := func() {
 		for _, n := range next {
@@ -142,7 +167,7 @@ func (d *Dataplane) ReplaceRoutes(rs []Route) error {
 			flags |= routeClone
 		}
 		val := ingressHcRoute{Iif: uint32(r.IIf), SetId: setID(s), StatsIdx: slot, Flags: uint32(flags)}
-		p := pending{holding{set: s, slot: slot}, len(keys)}
+		p := pendingRoute{holding{set: s, slot: slot}, len(keys)}
 		if dup {
 			p.i = prev.i
 			vals[p.i] = val

@@ -23,6 +23,7 @@ import (
 	"github.com/hotcast/hotcast/ctrl/track"
 	"github.com/hotcast/hotcast/ctrl/vrrp6"
 	"github.com/hotcast/hotcast/daemon/config"
+	"github.com/hotcast/hotcast/internal/hugeheap"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
@@ -85,6 +86,9 @@ type Daemon struct {
 
 	// heapOnce: the heap is marked for huge pages once (daemon/heap.go).
 	heapOnce sync.Once
+	// prefault makes a standby's heap resident as a batch begins: nil
+	// unless prepareHeap marked the heap.
+	prefault atomic.Pointer[hugeheap.Prefaulter]
 
 	// group owns every goroutine Run starts (protocol readers, the
 	// tracker, the link watcher, services); set by Run before bringUp,

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"errors"
+
 	"github.com/hotcast/hotcast/internal/hugeheap"
 )
 
@@ -24,8 +26,32 @@ func (d *Daemon) prepareHeap() {
 		case r.Applied:
 			log.Info("heap marked for transparent huge pages", "marked_mib", r.MarkedBytes>>20, "eligible_mib", r.EligibleBytes>>20,
 				"reserve_mib", r.Reserve>>20, "took", r.Took)
+			d.prefault.Store(r.Prefaulter())
 		default:
 			log.Info("heap not marked for transparent huge pages", "reason", r.Reason)
 		}
 	})
+}
+
+// batchBegin is the RBS receiver's word that a batch of count entries
+// begins (rbs.Config.BatchBegin): the heap it will take is made resident
+// on a goroutine of its own while the entries arrive, where fresh memory
+// is dear (internal/hugeheap, bench/rbs.md). Small batches, or a heap
+// not marked, start nothing.
+func (d *Daemon) batchBegin(backupID uint32, count int) {
+	pf := d.prefault.Load()
+	if pf == nil {
+		return
+	}
+	log := d.log.With("component", "heap", "backup_id", backupID, "entries", count)
+	err := pf.Start(hugeheap.BatchBytes(count), func(p hugeheap.Populated) {
+		if p.Err != nil {
+			log.Warn("heap prefault for a batch stopped", "prefaulted_mib", p.Bytes()>>20, "took", p.Took, "err", p.Err)
+			return
+		}
+		log.Info("heap prefaulted for a batch", "prefaulted_mib", p.Bytes()>>20, "page_faults", p.Faults, "took", p.Took)
+	})
+	if errors.Is(err, hugeheap.ErrBusy) {
+		log.Debug("heap prefault for a batch skipped: one runs")
+	}
 }

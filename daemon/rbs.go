@@ -41,7 +41,7 @@ func (d *Daemon) newService(sc *config.RBS, sysname string) (*rbs.Service, error
 	// within its preempt delay (the reference uses 10 s), and a SYN every
 	// 2 s costs nothing.
 	c := rbs.Config{Name: sc.Name, SysName: sysname, Source: sc.SourceIPv6, Peer: sc.PeerIPv6, Port: sc.Port, HoldTime: sc.HoldTime,
-		ReconnectMin: 200 * time.Millisecond, ReconnectMax: 2 * time.Second}
+		ReconnectMin: 200 * time.Millisecond, ReconnectMax: 2 * time.Second, BatchBegin: d.batchBegin}
 	c.Dial, c.Listen = d.sys.RBSTransport(sc)
 	if sc.TLS != nil {
 		tc, err := rbs.TLSConfig(sc.TLS.Cert, sc.TLS.Key, sc.TLS.CA)

@@ -19,7 +19,8 @@ import (
 	"github.com/hotcast/hotcast/bpf"
 )
 
-// Dataplane is the part of bpf.Dataplane the table drives.
+// Dataplane is the part of bpf.Dataplane the table drives. Neither method
+// keeps its slice after it returns: the table reuses them.
 type Dataplane interface {
 	ReplaceRoutes([]bpf.Route) error
 	DeleteRoutes([]bpf.RouteKey) error
@@ -62,6 +63,26 @@ type Table struct {
 	// nothing. Set once, before any input.
 	protocol bool
 	proto    map[netip.Addr][]bpf.Route // by group, sorted by source
+
+	// Scratch of apply, kept between calls up to keepScratch entries: a
+	// batch backup applies 100 000 groups in runs of mld.MaxUpdateRun,
+	// and one buffer for all the runs is fresh memory a cold standby
+	// does not pay for seven times (bench/rbs.md).
+	putBuf  []bpf.Route
+	todoBuf []applyNext
+}
+
+// keepScratch is the most entries of apply's scratch the table keeps
+// (about 1.5 MiB each, at mld.MaxUpdateRun); a larger apply (a resync of
+// every group) drops its buffers after use.
+const keepScratch = 1 << 15
+
+// applyNext is one group apply changes: its routes wanted and the applied
+// routes it deletes.
+type applyNext struct {
+	group netip.Addr
+	want  []bpf.Route
+	gone  []bpf.Route
 }
 
 // member is one interface's membership in a group.
@@ -387,19 +408,26 @@ func (t *Table) apply(groups []netip.Addr, routes func(netip.Addr) []bpf.Route) 
 		slices.SortFunc(groups, netip.Addr.Compare)
 	}
 	groups = slices.Compact(groups) // in place: only adjacent duplicates move
-	type next struct {
-		group netip.Addr
-		want  []bpf.Route
-		gone  []bpf.Route // applied routes to delete
-	}
 	t.applied = reserve(t.applied, len(groups))
-	put := make([]bpf.Route, 0, len(groups))
-	todo := make([]next, 0, len(groups))
+	put := slices.Grow(t.putBuf[:0], len(groups))
+	todo := slices.Grow(t.todoBuf[:0], len(groups))
+	defer func() {
+		// Keep the buffers, without what they point at.
+		clear(put)
+		clear(todo)
+		t.putBuf, t.todoBuf = nil, nil
+		if cap(put) <= keepScratch {
+			t.putBuf = put[:0]
+		}
+		if cap(todo) <= keepScratch {
+			t.todoBuf = todo[:0]
+		}
+	}()
 	var del []bpf.RouteKey
 	for _, g := range groups {
 		want := routes(g)
 		cur := t.applied[g]
-		n := next{group: g, want: want}
+		n := applyNext{group: g, want: want}
 		changed := len(want) != len(cur)
 		// Both sorted by source: one merge walk.
 		i, j := 0, 0

@@ -656,6 +656,9 @@ func (p *Profile) onBatchBegin(m *BatchBegin) {
 	// the buffer doubles as entries come (the count is the peer's word).
 	p.rx.buf = make([]MLDEntry, 0, min(int(m.Count), 1<<17))
 	p.rx.pendingAck = 0
+	if f := p.s.cfg.BatchBegin; f != nil {
+		f(p.cfg.BackupID, int(m.Count))
+	}
 }
 
 func (p *Profile) onEntry(m *Entry) {

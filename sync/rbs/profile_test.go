@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -167,6 +168,45 @@ func TestReceiverBatchReplacesAll(t *testing.T) {
 	st := prof.Status()
 	if st.Sync != SyncReceiverInSync || st.BatchesReceived != 1 || st.EntriesReceived != 3 || st.LastSeq != 3 {
 		t.Fatalf("status %+v", st)
+	}
+}
+
+// TestReceiverBatchBeginHook: Config.BatchBegin hears of a batch with its
+// announced count before any of its entries is applied, and not of one
+// refused for its size.
+func TestReceiverBatchBeginHook(t *testing.T) {
+	type call struct {
+		id       uint32
+		count    int
+		replaces int
+	}
+	calls := make(chan call, 4)
+	var sink atomic.Pointer[table] // the profile's, once made
+	h, _, sink0, p := backupDUT(t, func(c *Config) {
+		c.MaxBatchEntries = 3
+		c.BatchBegin = func(id uint32, count int) {
+			r, _, _ := sink.Load().counts()
+			calls <- call{id, count, r}
+		}
+	})
+	sink.Store(sink0)
+	p.send(batch(1, entryN(1, 1), entryN(2, 1), entryN(3, 1))...)
+	expect[*Ack](p)
+	select {
+	case c := <-calls:
+		if c != (call{bid, 3, 0}) {
+			t.Fatalf("BatchBegin %+v, want backup-id %d, 3 entries, before the replace", c, bid)
+		}
+	default:
+		t.Fatal("BatchBegin not called")
+	}
+	// Over MaxBatchEntries: a protocol error, no hook.
+	p.send(&BatchBegin{BackupID: bid, Epoch: 2, Count: 4})
+	eventually(t, "protocol error counted", func() bool { return h.svc.Status().Stats.Errors["protocol"] == 1 })
+	select {
+	case c := <-calls:
+		t.Fatalf("BatchBegin called for a refused batch: %+v", c)
+	default:
 	}
 }
 

@@ -71,6 +71,12 @@ type Config struct {
 	MaxQueueBytes int
 	// MaxBatchEntries bounds the entries a receiver buffers for one batch.
 	MaxBatchEntries int
+	// BatchBegin, if set, is told on the receiving side that a batch of
+	// count entries for backupID begins, before its entries arrive:
+	// hotcastd makes the heap the batch will take resident meanwhile
+	// (hugeheap.Prefaulter). It runs on the session's reader with the
+	// service locked: it must return at once and not call the service.
+	BatchBegin func(backupID uint32, count int)
 
 	// Dial opens the connection on the dialing side. Default: TCP from
 	// Source (any port) to Peer:Port.
@@ -782,8 +788,9 @@ func (c *conn) writeBatch(w *bufio.Writer, b *batchEntries, scratch []byte, clos
 	const flushAt = 32 << 10
 	buf := scratch[:0]
 	bad := 0
+	var m Entry // one for the batch: as a Message it lives on the heap
 	for i := range b.es {
-		m := Entry{BackupID: b.backupID, Seq: uint64(i + 1), Op: OpUpsert, MLD: b.es[i]}
+		m = Entry{BackupID: b.backupID, Seq: uint64(i + 1), Op: OpUpsert, MLD: b.es[i]}
 		out, err := AppendMarshal(buf, &m)
 		if err != nil {
 			// As send: the receiver sees the gap and asks for a resync.

@@ -34,6 +34,7 @@ import (
 	"github.com/hotcast/hotcast/bpf"
 	"github.com/hotcast/hotcast/ctrl/mld"
 	"github.com/hotcast/hotcast/ctrl/mroute"
+	"github.com/hotcast/hotcast/internal/hugeheap"
 	"github.com/hotcast/hotcast/internal/netnstest"
 	"github.com/hotcast/hotcast/sync/mldbackup"
 	"github.com/hotcast/hotcast/sync/rbs"
@@ -169,6 +170,9 @@ type harness struct {
 	applyNS  atomic.Int64 // time spent applying MLD updates to the table
 	pubAt    atomic.Int64 // unix ns of the sender's last Publish
 	opts     harnessOpts
+	// prefaulted is what the receiver's heap prefault did (hotcastd's
+	// rbs.Config.BatchBegin, daemon/heap.go), one per batch begun.
+	prefaulted chan hugeheap.Populated
 }
 
 // harnessOpts vary the harness.
@@ -203,7 +207,7 @@ func newHarnessOpts(t testing.TB, o harnessOpts) *harness {
 	if err := dp.PrepareSet([]int{oif}); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, ns: ns, src: &memSource{}, opts: o}
+	h := &harness{t: t, ns: ns, src: &memSource{}, opts: o, prefaulted: make(chan hugeheap.Populated, 1)}
 	h.dp = &countingDP{dp: dp, reached: make(chan struct{}), waiters: map[netip.Addr]chan time.Time{}}
 	h.table = mroute.New(h.dp, upstream, nil)
 
@@ -269,6 +273,18 @@ func newHarnessOpts(t testing.TB, o harnessOpts) *harness {
 	base := rbs.Config{Port: rbs.DefaultPort, ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond, MaxBatchEntries: 1 << 21}
 	rxc := base
 	rxc.Name, rxc.SysName, rxc.Source, rxc.Peer, rxc.Listen = "rx", "B", peerAddr, srcAddr, listen
+	// As hotcastd's batchBegin (daemon/heap.go): the standby's heap made
+	// resident while the batch arrives. HC_BENCH_NO_PREFAULT=1 compares.
+	if os.Getenv("HC_BENCH_NO_PREFAULT") != "1" {
+		rxc.BatchBegin = func(_ uint32, count int) {
+			_ = heapPrefault.Start(hugeheap.BatchBytes(count), func(p hugeheap.Populated) {
+				select {
+				case h.prefaulted <- p:
+				default:
+				}
+			})
+		}
+	}
 	h.rx = rbs.New(rxc, nil)
 	h.sink = &sink{Binding: mldbackup.Bind(h.rxMLD, nil)}
 	h.rxp = h.rx.AddProfile(rbs.ProfileConfig{Name: "p", BackupID: backupID}, nil, h.sink)
@@ -315,14 +331,15 @@ type batchResult struct {
 	// Table.SetMemberships, bpf.ReplaceRoutes included); in ReplaceRoutes.
 	snapshot, wire, imp, apply, dpTime time.Duration
 	calls                              int64
-	gcs                                uint32        // GC cycles during the batch (both sides)
-	gcPause                            time.Duration // their stop-the-world pauses
-	allocPerEntry                      float64       // bytes allocated per entry, both sides
-	faults                             int64         // minor page faults during the batch (both sides)
-	peakHeap                           uint64        // heap mapped and not released at the end of the batch
-	rss, rssHuge                       uint64        // the process's RSS at the end of the batch, and of it AnonHugePages
-	user, sys                          time.Duration // CPU time of the process during the batch
-	dpFailed                           bool          // the routes map refused the batch
+	gcs                                uint32              // GC cycles during the batch (both sides)
+	gcPause                            time.Duration       // their stop-the-world pauses
+	allocPerEntry                      float64             // bytes allocated per entry, both sides
+	faults                             int64               // minor page faults during the batch (both sides)
+	peakHeap                           uint64              // heap mapped and not released at the end of the batch
+	rss, rssHuge                       uint64              // the process's RSS at the end of the batch, and of it AnonHugePages
+	prefault                           *hugeheap.Populated // the receiver's heap prefault, if one ran
+	user, sys                          time.Duration       // CPU time of the process during the batch
+	dpFailed                           bool                // the routes map refused the batch
 }
 
 // runBatch makes the sender Master with n entries and waits until all n
@@ -349,6 +366,13 @@ func runBatch(t testing.TB, n int) batchResult {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	runtime.ReadMemStats(&m1)
 	rss, rssHuge := rssRollup(t)
+	var pf *hugeheap.Populated
+	select {
+	case p := <-h.prefaulted:
+		pf = &p
+	case <-time.After(time.Until(done.Add(2 * time.Second))):
+		// none ran (a small batch, no marked heap), or it outlasted the batch by far
+	}
 	if path := os.Getenv("HC_BENCH_HEAPPROFILE"); path != "" {
 		// What the standby (and the sender's table) hold after the batch.
 		writeHeapProfile(t, path)
@@ -371,7 +395,7 @@ func runBatch(t testing.TB, n int) batchResult {
 		gcs: m1.NumGC - m0.NumGC, gcPause: time.Duration(m1.PauseTotalNs - m0.PauseTotalNs),
 		allocPerEntry: float64(m1.TotalAlloc-m0.TotalAlloc) / float64(n),
 		faults:        f1 - f0, peakHeap: m1.HeapSys - m1.HeapReleased,
-		rss: rss, rssHuge: rssHuge,
+		rss: rss, rssHuge: rssHuge, prefault: pf,
 		user: time.Duration(ru1.Utime.Nano() - ru0.Utime.Nano()), sys: time.Duration(ru1.Stime.Nano() - ru0.Stime.Nano()),
 	}
 }
