@@ -249,9 +249,13 @@ func Setup(opts Options) (r Result) {
 	return r
 }
 
-func minorFaults() int64 {
+func minorFaults() int64 { return faults(unix.RUSAGE_SELF) }
+
+// faults is the minor page faults of the process (RUSAGE_SELF) or the
+// calling thread (RUSAGE_THREAD) so far.
+func faults(who int) int64 {
 	var ru unix.Rusage
-	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+	if unix.Getrusage(who, &ru) != nil {
 		return 0
 	}
 	return ru.Minflt

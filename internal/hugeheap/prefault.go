@@ -69,8 +69,8 @@ func (p Populated) String() string {
 func Populate(ms []Mapping, bytes uint64) (p Populated) {
 	runtime.LockOSThread() // the thread's faults are the prefault's
 	defer runtime.UnlockOSThread()
-	start, f0 := time.Now(), threadFaults()
-	defer func() { p.Took, p.Faults = time.Since(start), threadFaults()-f0 }()
+	start, f0 := time.Now(), faults(unix.RUSAGE_THREAD)
+	defer func() { p.Took, p.Faults = time.Since(start), faults(unix.RUSAGE_THREAD)-f0 }()
 	left := uintptr(min(bytes, uint64(^uintptr(0)>>1)))
 	for _, m := range ms {
 		for a := m.Start; a < m.End && left > 0; {
@@ -88,14 +88,6 @@ func Populate(ms []Mapping, bytes uint64) (p Populated) {
 		}
 	}
 	return p
-}
-
-func threadFaults() int64 {
-	var ru unix.Rusage
-	if unix.Getrusage(unix.RUSAGE_THREAD, &ru) != nil {
-		return 0
-	}
-	return ru.Minflt
 }
 
 // Prefaulter runs one prefault at a time in the background over the

@@ -133,12 +133,17 @@ func TestPrefaulter(t *testing.T) {
 	if got := resident(t, b[6<<20:]); got != 0 {
 		t.Fatalf("%d pages resident past the prefault", got)
 	}
-	// Free again: the next Start runs.
+	// Free again: the next Start runs (waited for: its goroutine must not
+	// outlive the mapping).
+	again := make(chan Populated, 1)
 	deadline := time.Now().Add(5 * time.Second)
-	for pf.Start(1<<20, nil) != nil {
+	for pf.Start(1<<20, func(p Populated) { again <- p }) != nil {
 		if time.Now().After(deadline) {
 			t.Fatal("still busy after the prefault ended")
 		}
 		time.Sleep(time.Millisecond)
+	}
+	if p := <-again; p.Err != nil || p.Bytes() != 3<<20 {
+		t.Fatalf("second prefault %v, want 3 MiB", p)
 	}
 }
