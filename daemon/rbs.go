@@ -37,6 +37,16 @@ type rbsService struct {
 
 // newService builds (does not start) the service of a configuration.
 func (d *Daemon) newService(sc *config.RBS, sysname string) (*rbs.Service, error) {
+	c, err := d.rbsConfig(sc, sysname)
+	if err != nil {
+		return nil, err
+	}
+	return rbs.New(c, d.log.With("component", "rbs", "service", sc.Name)), nil
+}
+
+// rbsConfig is the validated rbs.Config of a service's configuration,
+// with the daemon's hooks.
+func (d *Daemon) rbsConfig(sc *config.RBS, sysname string) (rbs.Config, error) {
 	// Reconnect quickly: a returning master must be resynchronised well
 	// within its preempt delay (the reference uses 10 s), and a SYN every
 	// 2 s costs nothing.
@@ -46,14 +56,14 @@ func (d *Daemon) newService(sc *config.RBS, sysname string) (*rbs.Service, error
 	if sc.TLS != nil {
 		tc, err := rbs.TLSConfig(sc.TLS.Cert, sc.TLS.Key, sc.TLS.CA)
 		if err != nil {
-			return nil, fmt.Errorf("remote-backup-service %s: %w", sc.Name, err)
+			return rbs.Config{}, fmt.Errorf("remote-backup-service %s: %w", sc.Name, err)
 		}
 		c.TLS = tc
 	}
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("remote-backup-service %s: %w", sc.Name, err)
+		return rbs.Config{}, fmt.Errorf("remote-backup-service %s: %w", sc.Name, err)
 	}
-	return rbs.New(c, d.log.With("component", "rbs", "service", sc.Name)), nil
+	return c, nil
 }
 
 func (d *Daemon) startRBS(ctx context.Context) error {

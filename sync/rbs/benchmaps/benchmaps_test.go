@@ -171,7 +171,8 @@ type harness struct {
 	pubAt    atomic.Int64 // unix ns of the sender's last Publish
 	opts     harnessOpts
 	// prefaulted is what the receiver's heap prefault did (hotcastd's
-	// rbs.Config.BatchBegin, daemon/heap.go), one per batch begun.
+	// rbs.Config.BatchBegin, daemon/heap.go), one per batch begun; nil
+	// when the receiver prefaults nothing.
 	prefaulted chan hugeheap.Populated
 }
 
@@ -207,7 +208,7 @@ func newHarnessOpts(t testing.TB, o harnessOpts) *harness {
 	if err := dp.PrepareSet([]int{oif}); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, ns: ns, src: &memSource{}, opts: o, prefaulted: make(chan hugeheap.Populated, 1)}
+	h := &harness{t: t, ns: ns, src: &memSource{}, opts: o}
 	h.dp = &countingDP{dp: dp, reached: make(chan struct{}), waiters: map[netip.Addr]chan time.Time{}}
 	h.table = mroute.New(h.dp, upstream, nil)
 
@@ -275,9 +276,10 @@ func newHarnessOpts(t testing.TB, o harnessOpts) *harness {
 	rxc.Name, rxc.SysName, rxc.Source, rxc.Peer, rxc.Listen = "rx", "B", peerAddr, srcAddr, listen
 	// As hotcastd's batchBegin (daemon/heap.go): the standby's heap made
 	// resident while the batch arrives. HC_BENCH_NO_PREFAULT=1 compares.
-	if os.Getenv("HC_BENCH_NO_PREFAULT") != "1" {
+	if pf := heapSetup.Prefaulter(); pf != nil && os.Getenv("HC_BENCH_NO_PREFAULT") != "1" {
+		h.prefaulted = make(chan hugeheap.Populated, 1)
 		rxc.BatchBegin = func(_ uint32, count int) {
-			_ = heapPrefault.Start(hugeheap.BatchBytes(count), func(p hugeheap.Populated) {
+			_ = pf.Start(hugeheap.BatchBytes(count), func(p hugeheap.Populated) {
 				select {
 				case h.prefaulted <- p:
 				default:
@@ -367,11 +369,13 @@ func runBatch(t testing.TB, n int) batchResult {
 	runtime.ReadMemStats(&m1)
 	rss, rssHuge := rssRollup(t)
 	var pf *hugeheap.Populated
-	select {
-	case p := <-h.prefaulted:
-		pf = &p
-	case <-time.After(time.Until(done.Add(2 * time.Second))):
-		// none ran (a small batch, no marked heap), or it outlasted the batch by far
+	if h.prefaulted != nil && hugeheap.BatchBytes(n) > 0 {
+		select {
+		case p := <-h.prefaulted:
+			pf = &p
+		case <-time.After(time.Until(done.Add(2 * time.Second))):
+			// it outlasted the batch by far (or met a busy prefaulter)
+		}
 	}
 	if path := os.Getenv("HC_BENCH_HEAPPROFILE"); path != "" {
 		// What the standby (and the sender's table) hold after the batch.

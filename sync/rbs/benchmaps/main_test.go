@@ -14,13 +14,8 @@ import (
 // (HOTCAST_NO_THP=1 turns it off here too).
 var heapSetup hugeheap.Result
 
-// heapPrefault is heapSetup's prefaulter, as hotcastd's (nil when the heap
-// is not marked).
-var heapPrefault *hugeheap.Prefaulter
-
 func TestMain(m *testing.M) {
 	heapSetup = hugeheap.Setup(hugeheap.Options{})
-	heapPrefault = heapSetup.Prefaulter()
 	if os.Getenv("HC_BENCH") == "1" && os.Getenv("HC_BENCH_SENDER") == "" {
 		fmt.Println("heap:", heapSetup)
 	}
